@@ -1,0 +1,98 @@
+"""The exceptions waauth raises: one root, :class:`WaauthError`, and a small tree under it.
+
+Driver errors (psycopg) never leak raw: they are translated at one boundary and kept as
+``__cause__``. No message ever contains a key, a credential or a record's value; messages name
+the session and the file instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "CorruptRecord",
+    "DecryptionError",
+    "InvalidInput",
+    "LeaseHeld",
+    "LeaseLost",
+    "RecordError",
+    "SchemaError",
+    "SessionNotFound",
+    "StoreUnavailable",
+    "WaauthError",
+]
+
+
+class WaauthError(Exception):
+    """waauth could not do what was asked."""
+
+    __module__ = "waauth"
+
+    def __init__(self, message: str | None = None) -> None:
+        # The class docstring is the default message, as in procrastinate.
+        super().__init__(message or (type(self).__doc__ or "").strip())
+
+
+class ConfigurationError(WaauthError):
+    """waauth is not configured correctly (keys, database address or options)."""
+
+    __module__ = "waauth"
+
+
+class InvalidInput(WaauthError, ValueError):
+    """An argument is not valid (a session id, a key type, a value waauth cannot store)."""
+
+    __module__ = "waauth"
+
+
+class SchemaError(WaauthError):
+    """The database schema is not one this version of waauth can use."""
+
+    __module__ = "waauth"
+
+
+class StoreUnavailable(WaauthError):
+    """The database could not be reached, even after retrying."""
+
+    __module__ = "waauth"
+
+
+class RecordError(WaauthError):
+    """A stored record could not be read; nothing was changed."""
+
+    __module__ = "waauth"
+
+    def __init__(self, session_id: str, file_name: str, reason: str) -> None:
+        self.session_id = session_id
+        self.file_name = file_name
+        self.reason = reason
+        super().__init__(f"session {session_id!r}, file {file_name!r}: {reason}")
+
+
+class DecryptionError(RecordError):
+    """A stored record could not be decrypted: wrong key, tampered or moved value."""
+
+    __module__ = "waauth"
+
+
+class CorruptRecord(RecordError):
+    """A record is not valid Baileys JSON, or creds lack the fields that make them creds."""
+
+    __module__ = "waauth"
+
+
+class SessionNotFound(WaauthError):
+    """No session with that id is stored."""
+
+    __module__ = "waauth"
+
+
+class LeaseHeld(WaauthError):
+    """Another live process holds the session's lease."""
+
+    __module__ = "waauth"
+
+
+class LeaseLost(WaauthError):
+    """The session's lease passed to another holder; this state no longer writes."""
+
+    __module__ = "waauth"
