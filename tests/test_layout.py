@@ -1,0 +1,111 @@
+"""waauth.layout names files exactly as Baileys' useMultiFileAuthState does."""
+
+from __future__ import annotations
+
+import pytest
+
+from waauth import InvalidInput, layout
+
+
+@pytest.mark.parametrize(
+    ("type_", "id_", "name"),
+    [
+        ("pre-key", "1", "pre-key-1.json"),
+        ("session", "5511888888888.3", "session-5511888888888.3.json"),
+        ("session", "987654321098765_1.2", "session-987654321098765_1.2.json"),
+        (
+            "sender-key",
+            "120363@g.us::5511999999999::12",
+            "sender-key-120363@g.us--5511999999999--12.json",
+        ),
+        ("sender-key-memory", "120363@g.us", "sender-key-memory-120363@g.us.json"),
+        ("app-state-sync-key", "AAAAAPv/+w==", "app-state-sync-key-AAAAAPv__+w==.json"),
+        ("app-state-sync-version", "regular_high", "app-state-sync-version-regular_high.json"),
+        ("lid-mapping", "123_reverse", "lid-mapping-123_reverse.json"),
+        ("tctoken", "__index", "tctoken-__index.json"),
+        # `/` is replaced before `:`, and nothing else changes.
+        ("x", "a/b:c@d+e.f_g=h", "x-a__b-c@d+e.f_g=h.json"),
+    ],
+)
+def test_file_name(type_: str, id_: str, name: str) -> None:
+    """Names follow fixFileName(`${type}-${id}.json`)."""
+    assert layout.file_name(type_, id_) == name
+
+
+def test_file_name_is_not_reversible() -> None:
+    """`a:b` and `a-b` share one file, which is why the file name is a record's identity."""
+    assert layout.file_name("session", "a:b") == layout.file_name("session", "a-b")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("creds.json", ("creds", "")),
+        ("pre-key-1.json", ("pre-key", "1")),
+        # Longest known prefix first.
+        ("sender-key-memory-120363@g.us.json", ("sender-key-memory", "120363@g.us")),
+        ("sender-key-120363@g.us--5511--12.json", ("sender-key", "120363@g.us--5511--12")),
+        ("app-state-sync-version-regular.json", ("app-state-sync-version", "regular")),
+        ("app-state-sync-key-AAAAAPv__+w==.json", ("app-state-sync-key", "AAAAAPv__+w==")),
+        ("tctoken-__index.json", ("tctoken", "__index")),
+        # Unknown types from a newer Baileys: leading lower-case words are the type.
+        ("new-fancy-type-123.json", ("new-fancy-type", "123")),
+        ("newtype-a-b.json", ("newtype-a", "b")),
+        ("lonely.json", ("lonely", "")),
+        # A known type with an empty id is read as an unknown type, which is still kept.
+        ("pre-key-.json", ("pre-key", "")),
+    ],
+)
+def test_parse_file_name(name: str, expected: tuple[str, str]) -> None:
+    """Splitting a file name gives back the type and the (fixed) id."""
+    assert layout.parse_file_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name", [".DS_Store", ".creds.json.swp", "creds.json.tmp", "notes.txt", ".json", "a/b.json"]
+)
+def test_stray_files_are_not_records(name: str) -> None:
+    """Dotfiles, temp files and non-JSON files are not records and cannot be parsed as one."""
+    assert not layout.is_record_file(name)
+    with pytest.raises(InvalidInput, match="not the name of a Baileys record"):
+        layout.parse_file_name(name)
+
+
+@pytest.mark.parametrize(
+    "session_id", ["user_1460561546", "session-xxx-abc", "a" * 128, "Joãozinho", "a.b"]
+)
+def test_valid_session_ids(session_id: str) -> None:
+    """Ordinary folder names are accepted unchanged."""
+    assert layout.validate_session_id(session_id) == session_id
+
+
+@pytest.mark.parametrize(
+    ("session_id", "problem"),
+    [
+        ("", "empty"),
+        ("a" * 129, "longer than 128"),
+        (".", "relative"),
+        ("..", "relative"),
+        ("a/b", "path separator"),
+        ("a\\b", "path separator"),
+        ("a\x00b", "control character"),
+        ("a\nb", "control character"),
+        ("a\x7fb", "control character"),
+    ],
+)
+def test_invalid_session_ids(session_id: str, problem: str) -> None:
+    """Ids that cannot be a folder name raise InvalidInput saying why."""
+    with pytest.raises(InvalidInput, match=problem):
+        layout.validate_session_id(session_id)
+
+
+def test_bad_key_arguments() -> None:
+    """Non-string ids, empty types, NUL and over-long names are refused with a clear message."""
+    with pytest.raises(InvalidInput, match="must be a string"):
+        layout.file_name("pre-key", 1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="non-empty string"):
+        layout.file_name("", "1")
+    with pytest.raises(InvalidInput, match="NUL"):
+        layout.file_name("pre-key", "a\x00")
+    with pytest.raises(InvalidInput, match="longer than 255 bytes"):
+        layout.file_name("session", "9" * 300)
