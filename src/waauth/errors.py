@@ -8,6 +8,7 @@ the session and the file instead.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "ConfigurationError",
     "CorruptRecord",
     "DecryptionError",
@@ -17,6 +18,7 @@ __all__ = [
     "RecordError",
     "SchemaError",
     "SessionNotFound",
+    "StoreError",
     "StoreUnavailable",
     "WaauthError",
 ]
@@ -50,8 +52,20 @@ class SchemaError(WaauthError):
     __module__ = "waauth"
 
 
-class StoreUnavailable(WaauthError):
+class StoreError(WaauthError):
+    """The database refused an operation."""
+
+    __module__ = "waauth"
+
+
+class StoreUnavailable(StoreError):
     """The database could not be reached, even after retrying."""
+
+    __module__ = "waauth"
+
+
+class AccessDenied(WaauthError):
+    """The session belongs to another owner, or the database role may not touch it."""
 
     __module__ = "waauth"
 
