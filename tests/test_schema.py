@@ -34,6 +34,7 @@ EXPECTED_COLUMNS = {
     "records": {
         "session_id": ("text", False),
         "file_name": ("text", False),
+        "owner_id": ("text", True),
         "type": ("text", False),
         "record_id": ("text", False),
         "value": ("bytea", False),

@@ -21,11 +21,9 @@ from functools import cache
 from importlib import resources
 from typing import Final
 
-import psycopg
-
 from .errors import ConfigurationError, SchemaError
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "Migration", "amigrate", "migrate", "migrations"]
+__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "Migration", "check_version", "migrations"]
 
 logger = logging.getLogger("waauth")
 
@@ -33,8 +31,8 @@ DEFAULT_SCHEMA: Final = "waauth"
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _FILE_NAME: Final = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
-_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-_VERSION_TABLE_SQL: Final = """
+LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+VERSION_TABLE_SQL: Final = """
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.schema_version (
     version     integer     NOT NULL PRIMARY KEY,
@@ -42,8 +40,9 @@ CREATE TABLE IF NOT EXISTS {schema}.schema_version (
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
 """
+EXISTS_SQL: Final = "SELECT to_regclass(%s) IS NOT NULL"
 _CURRENT_SQL: Final = "SELECT coalesce(max(version), 0) FROM {schema}.schema_version"
-_RECORD_SQL: Final = "INSERT INTO {schema}.schema_version (version, name) VALUES (%s, %s)"
+RECORD_SQL: Final = "INSERT INTO {schema}.schema_version (version, name) VALUES (%s, %s)"
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,11 @@ def migrations() -> tuple[Migration, ...]:
 
 
 SCHEMA_VERSION: Final = len(migrations())
+
+RLS_SQL: Final = (resources.files("waauth.sql") / "row_level_security.sql").read_text(
+    encoding="utf-8"
+)
+"""Optional: per-owner row-level security (see ``enable_row_level_security``)."""
 """The schema version this code expects: the number of the last migration."""
 
 
@@ -88,7 +92,8 @@ def render(sql: str, schema: str) -> str:
     return sql.replace("{schema}", check_schema_name(schema))
 
 
-def _pending(current: int, schema: str) -> list[Migration]:
+def pending(current: int, schema: str) -> list[Migration]:
+    """The migrations to apply to a schema at version ``current``; raises if it is too new."""
     if current > SCHEMA_VERSION:
         raise SchemaError(
             f"the database schema {schema!r} is at version {current}, newer than this waauth "
@@ -97,41 +102,26 @@ def _pending(current: int, schema: str) -> list[Migration]:
     return [m for m in migrations() if m.version > current]
 
 
-def _lock_key(schema: str) -> str:
+def check_version(current: int, schema: str) -> None:
+    """Raise :class:`~waauth.SchemaError` unless ``current`` is the version this code uses."""
+    pending(current, schema)
+    if current < SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database schema {schema!r} is at version {current}, this waauth needs "
+            f"{SCHEMA_VERSION}: run waauth.migrate() (or open with migrate=True)"
+        )
+
+
+def version_table(schema: str) -> str:
+    """The qualified name of the version table, for ``to_regclass``."""
+    return f"{check_schema_name(schema)}.schema_version"
+
+
+def current_sql(schema: str) -> str:
+    """The statement that reads the recorded version."""
+    return render(_CURRENT_SQL, schema)
+
+
+def lock_key(schema: str) -> str:
+    """The advisory lock that serializes schema changes."""
     return f"waauth:migrate:{schema}"
-
-
-def migrate(conn: psycopg.Connection[object], schema: str = DEFAULT_SCHEMA) -> int:
-    """Bring ``schema`` up to :data:`SCHEMA_VERSION`; return the number of migrations applied.
-
-    Runs in one transaction (or a savepoint, if ``conn`` is already in one).
-    """
-    with conn.transaction():
-        conn.execute(_LOCK_SQL, [_lock_key(schema)])
-        conn.execute(render(_VERSION_TABLE_SQL, schema))
-        row = conn.execute(render(_CURRENT_SQL, schema)).fetchone()
-        pending = _pending(int(row[0]) if row else 0, schema)  # type: ignore[index]
-        for migration in pending:
-            logger.info(
-                "applying migration %04d_%s to schema %s", migration.version, migration.name, schema
-            )
-            conn.execute(render(migration.sql, schema))
-            conn.execute(render(_RECORD_SQL, schema), [migration.version, migration.name])
-    return len(pending)
-
-
-async def amigrate(conn: psycopg.AsyncConnection[object], schema: str = DEFAULT_SCHEMA) -> int:
-    """The async twin of :func:`migrate`."""
-    async with conn.transaction():
-        await conn.execute(_LOCK_SQL, [_lock_key(schema)])
-        await conn.execute(render(_VERSION_TABLE_SQL, schema))
-        cur = await conn.execute(render(_CURRENT_SQL, schema))
-        row = await cur.fetchone()
-        pending = _pending(int(row[0]) if row else 0, schema)  # type: ignore[index]
-        for migration in pending:
-            logger.info(
-                "applying migration %04d_%s to schema %s", migration.version, migration.name, schema
-            )
-            await conn.execute(render(migration.sql, schema))
-            await conn.execute(render(_RECORD_SQL, schema), [migration.version, migration.name])
-    return len(pending)

@@ -21,10 +21,13 @@ CREATE INDEX sessions_owner_idx ON {schema}.sessions (owner_id, session_id);
 -- One row per file of `.auth_sessions/<session_id>/`. The file name is the identity of a
 -- record (Baileys' fixFileName is not reversible); type and record_id are what it was stored
 -- under. value holds the file's exact bytes, sealed by the keyring (see waauth.encryption).
+-- owner_id repeats the session's owner so that row-level security can check a record without
+-- a sub-select (which would not see a session row created by the same statement).
 CREATE TABLE {schema}.records (
     session_id  text        NOT NULL
         REFERENCES {schema}.sessions (session_id) ON DELETE CASCADE,
     file_name   text        NOT NULL,
+    owner_id    text,
     type        text        NOT NULL,
     record_id   text        NOT NULL,
     value       bytea       NOT NULL,

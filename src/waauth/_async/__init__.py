@@ -1,0 +1,1 @@
+"""The async implementation: the source from which ``waauth/_sync`` is generated."""

@@ -1,0 +1,1 @@
+"""The sync implementation, generated from ``waauth/_async``."""
