@@ -17,6 +17,8 @@ import pytest
 import waauth
 from waauth.embedded import EmbeddedPostgres
 
+from .twins import Twin
+
 DSN_ENV_VAR = "WAAUTH_TEST_DSN"
 
 
@@ -65,3 +67,15 @@ async def aconn(pg_dsn: str) -> AsyncIterator[psycopg.AsyncConnection[tuple[obje
     """An autocommit async connection to the test server."""
     async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+def twin(request: pytest.FixtureRequest) -> Twin:
+    """The sync or the async API (each test runs against both)."""
+    return Twin(is_async=bool(request.param))
+
+
+@pytest.fixture
+def keyring() -> waauth.Keyring:
+    """A keyring with one fresh key."""
+    return waauth.Keyring([waauth.Keyring.generate_key()])

@@ -1,0 +1,314 @@
+"""The Baileys auth state on PostgreSQL: what ``useMultiFileAuthState`` gives a socket.
+
+One row per file of ``.auth_sessions/<id>/``, sealed by a :class:`~waauth.Keyring`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from .. import _queries, _records, layout
+from .._acompat import AsyncOpener  # async only
+from ..encryption import Keyring
+from ..errors import AccessDenied, ConfigurationError, InvalidInput, WaauthError
+from ..retry import DEFAULT_POLICY, RetryPolicy
+from ..schema import DEFAULT_SCHEMA
+from ..sessions import SessionInfo
+from .database import AsyncDatabase
+
+logger = logging.getLogger("waauth")
+
+
+class AsyncPostgresAuthState:
+    """A Baileys session's creds and Signal keys, stored in PostgreSQL.
+
+    Open it with :meth:`open`. ``creds`` is the decoded ``creds.json`` (``None`` for a session
+    never stored); ``keys`` has Baileys' ``get``/``set``. Nothing secret is ever shown by
+    ``repr``, in logs or in errors.
+    """
+
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        session_id: str,
+        keyring: Keyring,
+        creds: dict[str, Any] | None,
+    ) -> None:
+        """Use :meth:`open`; this only assembles an already opened state."""
+        self._db = db
+        self._keyring = keyring
+        self._creds = creds
+        self._closed = False
+        self.session_id = session_id
+        self.keys = AsyncKeys(self)
+
+    @classmethod
+    def open(
+        cls,
+        source: str | AsyncConnectionPool[Any],
+        session_id: str,
+        *,
+        keyring: Keyring,
+        owner_id: str | None = None,
+        schema: str = DEFAULT_SCHEMA,
+        migrate: bool = True,
+        retry: RetryPolicy = DEFAULT_POLICY,
+        pool_size: int = 4,
+    ) -> AsyncOpener[AsyncPostgresAuthState]:
+        """Open session ``session_id`` and load its creds.
+
+        ``source`` is a conninfo string (waauth then keeps a pool of up to ``pool_size``
+        connections and closes it with the state) or a pool of yours (never closed by waauth).
+        With ``owner_id``, the state only ever sees and writes that owner's session.
+        ``migrate`` creates or upgrades the schema when needed.
+
+        Raises :class:`~waauth.StoreUnavailable` if the database cannot be reached within
+        ``retry.budget`` (never a state with empty creds), :class:`~waauth.AccessDenied` if the
+        session belongs to another owner, and :class:`~waauth.DecryptionError` or
+        :class:`~waauth.CorruptRecord` if the stored creds cannot be read.
+        """
+        opening = cls._open(
+            source,
+            session_id,
+            keyring=keyring,
+            owner_id=owner_id,
+            schema=schema,
+            migrate=migrate,
+            retry=retry,
+            pool_size=pool_size,
+        )
+        return AsyncOpener(opening)
+
+    @classmethod
+    async def _open(
+        cls,
+        source: str | AsyncConnectionPool[Any],
+        session_id: str,
+        *,
+        keyring: Keyring,
+        owner_id: str | None,
+        schema: str,
+        migrate: bool,
+        retry: RetryPolicy,
+        pool_size: int,
+    ) -> AsyncPostgresAuthState:
+        layout.validate_session_id(session_id)
+        if not isinstance(keyring, Keyring):
+            raise ConfigurationError(
+                f"keyring must be a waauth.Keyring, not {type(keyring).__name__}"
+            )
+        db = AsyncDatabase(
+            source,
+            schema=schema,
+            owner_id=owner_id,
+            policy=retry,
+            pool_size=pool_size,
+            name=f"waauth:{session_id}",
+        )
+        try:
+            await db.open(migrate=migrate)
+            creds = await db.run(
+                f"open session {session_id!r}", _load_creds(db, session_id, keyring)
+            )
+        except BaseException:
+            await db.close()
+            raise
+        logger.info(
+            "opened session %s (%s)", session_id, "stored creds" if creds else "no creds yet"
+        )
+        return cls(db, session_id, keyring, creds)
+
+    @property
+    def owner_id(self) -> str | None:
+        """The owner this state is scoped to (None: no owner scope)."""
+        return self._db.owner_id
+
+    @property
+    def creds(self) -> dict[str, Any] | None:
+        """The decoded ``creds.json`` (``bytes`` for Buffers), or None for a new session.
+
+        Change it in place or assign a new dict, then call :meth:`save_creds`.
+        """
+        return self._creds
+
+    @creds.setter
+    def creds(self, value: dict[str, Any] | None) -> None:
+        if value is not None:
+            _records.check_creds(value, self.session_id)
+        self._creds = value
+
+    async def save_creds(self) -> None:
+        """Persist the current creds (Baileys' ``saveCreds``, for ``creds.update``)."""
+        self._check_open()
+        if self._creds is None:
+            raise InvalidInput(
+                f"session {self.session_id!r}: no creds to save; set state.creds first"
+            )
+        batch = _records.Batch()
+        _records.plan_creds(self._creds, self.session_id, self._keyring, batch)
+        await self._write(batch, "save_creds")
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Return when everything saved so far is durable.
+
+        Every write is durable when its call returns, so there is nothing to wait for.
+        """
+        self._check_open()
+
+    async def delete(self) -> None:
+        """Log out: remove the session's creds and keys; its registry row stays, ``logged_out``."""
+        self._check_open()
+
+        async def op(conn: AsyncConnection[Any]) -> None:
+            await conn.execute(
+                self._db.sql(_queries.DELETE_SESSION),
+                {"session_id": self.session_id, "owner": self.owner_id},
+            )
+
+        await self._db.run(f"delete session {self.session_id!r}", op)
+        self._creds = None
+        logger.info("deleted the creds and keys of session %s", self.session_id)
+
+    async def close(self) -> None:
+        """Flush, and close the pool if waauth opened it. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            await self._db.close()
+
+    async def __aenter__(self) -> AsyncPostgresAuthState:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        creds = "none" if self._creds is None else "loaded"
+        state = " closed" if self._closed else ""
+        return (
+            f"<{type(self).__name__} session={self.session_id!r} owner={self.owner_id!r} "
+            f"creds={creds} schema={self._db.schema!r}{state}>"
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WaauthError(f"the auth state of session {self.session_id!r} is closed")
+
+    async def _write(self, batch: _records.Batch, doing: str) -> None:
+        params = batch.params(self.session_id, self.owner_id)
+
+        async def op(conn: AsyncConnection[Any]) -> None:
+            cur = await conn.execute(self._db.sql(_queries.WRITE), params)
+            row = await cur.fetchone()
+            if not row or not row[0]:
+                raise AccessDenied(f"session {self.session_id!r} belongs to another owner")
+
+        await self._db.run(f"{doing} for session {self.session_id!r}", op)
+
+
+class AsyncKeys:
+    """Baileys' ``SignalKeyStore`` (``state.keys``) on the session's rows."""
+
+    def __init__(self, state: AsyncPostgresAuthState) -> None:
+        self._state = state
+
+    async def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
+        """``{id: value}`` for every id asked; ``None`` for ids not stored. One query."""
+        state = self._state
+        state._check_open()
+        names = _records.names_for(type, ids)
+        if not names:
+            return {}
+        params = {
+            "session_id": state.session_id,
+            "owner": state.owner_id,
+            "names": sorted(set(names.values())),
+        }
+
+        async def op(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            async with conn.cursor(binary=True) as cur:
+                await cur.execute(state._db.sql(_queries.GET), params)
+                return await cur.fetchall()
+
+        rows = await state._db.run(f"keys.get {type} for session {state.session_id!r}", op)
+        found = dict(rows)
+        return {
+            key_id: _records.open_record(state._keyring, state.session_id, name, found[name])
+            if name in found
+            else None
+            for key_id, name in names.items()
+        }
+
+    async def set(self, data: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store ``{type: {id: value}}``; a falsy value deletes. One transaction, one statement.
+
+        Durable when it returns. Raises before writing anything if a value cannot be stored.
+        """
+        state = self._state
+        state._check_open()
+        batch = _records.plan_keys(data, state.session_id, state._keyring)
+        if batch:
+            await state._write(batch, "keys.set")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of session {self._state.session_id!r}>"
+
+
+def _load_creds(db: AsyncDatabase, session_id: str, keyring: Keyring) -> Any:
+    async def load(conn: AsyncConnection[Any]) -> dict[str, Any] | None:
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(
+                db.sql(_queries.LOAD), {"session_id": session_id, "creds_file": layout.CREDS_FILE}
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None  # never stored: the one case where creds are None without a row
+        owner, sealed = row
+        if db.owner_id is not None and owner != db.owner_id:
+            raise AccessDenied(f"session {session_id!r} belongs to another owner")
+        return None if sealed is None else _records.open_creds(keyring, session_id, sealed)
+
+    return load
+
+
+async def alist_sessions(
+    source: str | AsyncConnectionPool[Any],
+    *,
+    owner_id: str | None = None,
+    status: str | None = None,
+    session_ids: Iterable[str] | None = None,
+    schema: str = DEFAULT_SCHEMA,
+    retry: RetryPolicy = DEFAULT_POLICY,
+) -> list[SessionInfo]:
+    """Every stored session (of ``owner_id``, with ``status``, among ``session_ids``), by id.
+
+    Tells the owner, status, the account's ``me.id``, files per type, bytes and timestamps;
+    never a secret, and it needs no keyring.
+    """
+    db = AsyncDatabase(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=None)
+    wanted = None if session_ids is None else [layout.validate_session_id(s) for s in session_ids]
+    params = {"owner": owner_id, "status": status, "session_ids": wanted}
+
+    async def op(conn: AsyncConnection[Any]) -> list[SessionInfo]:
+        cur = await conn.execute(db.sql(_queries.LIST_SESSIONS), params)
+        return [SessionInfo.from_row(row) for row in await cur.fetchall()]
+
+    try:
+        await db.open(migrate=False)
+        return await db.run("list sessions", op)
+    finally:
+        await db.close()

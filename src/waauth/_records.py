@@ -1,0 +1,179 @@
+"""Between Baileys values and sealed rows: everything ``keys.get``/``keys.set`` do without I/O.
+
+Shared by the async and the sync auth state, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from . import codec, layout
+from .encryption import Keyring
+from .errors import CorruptRecord, InvalidInput
+
+CREDS_REQUIRED: Final = ("noiseKey", "signedIdentityKey", "signedPreKey", "registrationId")
+"""Without these fields a document is not Baileys creds (``initAuthCreds`` always sets them)."""
+
+
+def is_deletion(value: Any) -> bool:
+    """Whether ``keys.set`` deletes on this value: JavaScript-falsy, as in Baileys.
+
+    ``None``, ``False``, ``0``, ``""`` and NaN delete; empty ``bytes``, lists and dicts do not
+    (in JavaScript they are objects, hence truthy).
+    """
+    if value is None or value is False:
+        return True
+    if type(value) is str:
+        return value == ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value == 0 or (isinstance(value, float) and math.isnan(value))
+    return False
+
+
+@dataclass
+class Batch:
+    """Rows to upsert and file names to delete, for one session, in one statement."""
+
+    files: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    has_creds: bool = False
+    account: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.files) + len(self.deletes)
+
+    def params(self, session_id: str, owner: str | None) -> dict[str, Any]:
+        """The parameters of :data:`waauth._queries.WRITE`."""
+        return {
+            "session_id": session_id,
+            "owner": owner,
+            "has_creds": self.has_creds,
+            "account": self.account,
+            "files": self.files,
+            "types": self.types,
+            "ids": self.ids,
+            "values": self.values,
+            "deletes": self.deletes,
+        }
+
+
+def plan_keys(data: Mapping[str, Mapping[str, Any]], session_id: str, keyring: Keyring) -> Batch:
+    """Encode and seal a ``keys.set`` argument, ``{type: {id: value}}``.
+
+    Several ids that share a file (``a:b`` and ``a-b``) or one id given twice: the last one wins,
+    as it would in Baileys' folder. Rows are sorted by file name so that concurrent writers lock
+    them in the same order and cannot deadlock. Bad arguments raise before anything is written.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"keys.set takes {{type: {{id: value}}}}, not {type(data).__name__}")
+    latest: dict[str, tuple[str, str, Any]] = {}
+    for key_type, entries in data.items():
+        if not isinstance(entries, Mapping):
+            raise InvalidInput(
+                f"keys.set: the value for type {key_type!r} must map ids to values, "
+                f"not {type(entries).__name__}"
+            )
+        for key_id, value in entries.items():
+            latest[layout.file_name(key_type, key_id)] = (key_type, key_id, value)
+    batch = Batch()
+    for name in sorted(latest):
+        key_type, key_id, value = latest[name]
+        if is_deletion(value):
+            batch.deletes.append(name)
+            continue
+        try:
+            plaintext = codec.encode(value)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"session {session_id!r}, key {key_type} {key_id!r}: {exc}"
+            ) from None
+        add_row(batch, keyring, session_id, name, key_type=key_type, key_id=key_id, data=plaintext)
+    return batch
+
+
+def plan_creds(creds: Mapping[str, Any], session_id: str, keyring: Keyring, batch: Batch) -> None:
+    """Add the creds record to ``batch`` (after checking it is creds)."""
+    check_creds(creds, session_id)
+    try:
+        plaintext = codec.encode(creds)
+    except InvalidInput as exc:
+        raise InvalidInput(f"session {session_id!r}, {layout.CREDS_FILE}: {exc}") from None
+    add_row(
+        batch,
+        keyring,
+        session_id,
+        layout.CREDS_FILE,
+        key_type=layout.CREDS_TYPE,
+        key_id="",
+        data=plaintext,
+    )
+    batch.has_creds = True
+    batch.account = account_of(creds)
+
+
+def add_row(
+    batch: Batch,
+    keyring: Keyring,
+    session_id: str,
+    file_name: str,
+    *,
+    key_type: str,
+    key_id: str,
+    data: bytes,
+) -> None:
+    """Seal one file's bytes into ``batch``."""
+    batch.files.append(file_name)
+    batch.types.append(key_type)
+    batch.ids.append(key_id)
+    batch.values.append(keyring.encrypt(data, session_id=session_id, file_name=file_name))
+
+
+def check_creds(creds: Any, session_id: str) -> None:
+    """Raise :class:`InvalidInput` unless ``creds`` has the fields that make it Baileys creds."""
+    if not isinstance(creds, Mapping):
+        raise InvalidInput(
+            f"session {session_id!r}: creds must be a dict, not {type(creds).__name__}"
+        )
+    missing = [name for name in CREDS_REQUIRED if name not in creds]
+    if missing:
+        raise InvalidInput(f"session {session_id!r}: creds lack {', '.join(missing)}")
+
+
+def account_of(creds: Mapping[str, Any]) -> str | None:
+    """The paired account's ``me.id`` (its phone number and device), if any."""
+    me = creds.get("me")
+    account = me.get("id") if isinstance(me, Mapping) else None
+    return account if isinstance(account, str) else None
+
+
+def open_record(keyring: Keyring, session_id: str, file_name: str, sealed: bytes) -> Any:
+    """Decrypt and decode a stored record; errors name the session and the file."""
+    plaintext = keyring.decrypt(sealed, session_id=session_id, file_name=file_name)
+    try:
+        return codec.decode(plaintext)
+    except InvalidInput as exc:
+        raise CorruptRecord(session_id, file_name, str(exc)) from None
+
+
+def open_creds(keyring: Keyring, session_id: str, sealed: bytes) -> dict[str, Any]:
+    """Decrypt, decode and check a stored ``creds.json``."""
+    creds = open_record(keyring, session_id, layout.CREDS_FILE, sealed)
+    try:
+        check_creds(creds, session_id)
+    except InvalidInput as exc:
+        raise CorruptRecord(session_id, layout.CREDS_FILE, str(exc).split(": ", 1)[-1]) from None
+    assert isinstance(creds, dict)
+    return creds
+
+
+def names_for(key_type: str, ids: Iterable[str]) -> dict[str, str]:
+    """``{id: file name}`` for a ``keys.get`` call, validating the arguments."""
+    if isinstance(ids, str | bytes):
+        raise InvalidInput("keys.get takes a list of ids, not a single string")
+    return {key_id: layout.file_name(key_type, key_id) for key_id in ids}

@@ -1,0 +1,47 @@
+"""What ``list_sessions`` tells about a stored session: never a secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["SessionInfo"]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One session of the registry, as ``waauth.list_sessions`` returns it."""
+
+    session_id: str
+    owner_id: str | None
+    status: str
+    """``new`` (no creds yet), ``active`` (creds stored) or ``logged_out``."""
+    account_id: str | None
+    """The paired account's ``me.id`` (phone number and device), once creds have one."""
+    files: dict[str, int] = field(default_factory=dict)
+    """Number of stored files per type (``creds`` for ``creds.json``)."""
+    bytes: int = 0
+    """Bytes stored for the session (sealed values)."""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> SessionInfo:
+        """Build from a row of :data:`waauth._queries.LIST_SESSIONS`."""
+        session_id, owner_id, status, account_id, created_at, updated_at, files, size = row
+        return cls(
+            session_id=session_id,
+            owner_id=owner_id,
+            status=status,
+            account_id=account_id,
+            files={str(k): int(v) for k, v in (files or {}).items()},
+            bytes=int(size),
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+
+    @property
+    def has_creds(self) -> bool:
+        """Whether ``creds.json`` is stored (Baileys can start without a QR code)."""
+        return self.files.get("creds", 0) > 0
