@@ -1,72 +1,63 @@
-"""Store a Baileys creds.json in PostgreSQL, encrypted, and read it back byte for byte.
+"""waauth in one file: a Baileys session's creds and keys in PostgreSQL, encrypted.
 
-Uses WAAUTH_DSN (or DATABASE_URL) when set; otherwise starts an embedded PostgreSQL for the run.
-Uses WAAUTH_KEYS when set; otherwise makes a throw-away key (printed nowhere).
+    python examples/quickstart.py
 
-    python examples/quickstart.py [path/to/creds.json]
+Uses WAAUTH_DSN (or DATABASE_URL) when set, else an embedded PostgreSQL for the run; uses
+WAAUTH_KEYS when set, else a throw-away key.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from pathlib import Path
 
-import psycopg
+from _support import database, demo_creds
 
 import waauth
-from waauth import Keyring, codec, layout
-
-SAMPLE = {
-    "noiseKey": {"private": os.urandom(32), "public": os.urandom(32)},
-    "registrationId": 1234,
-    "advSecretKey": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0cw==",
-    "registered": False,
-}
+from waauth import Keyring, PostgresAuthState
 
 
 def main() -> int:
-    session_id = layout.validate_session_id("quickstart")
-    data = Path(sys.argv[1]).read_bytes() if len(sys.argv) > 1 else codec.encode(SAMPLE)
-    creds = codec.decode(data)  # raises a clear error if the file is not Baileys JSON
-    keyring = Keyring.from_env() if os.environ.get("WAAUTH_KEYS") else Keyring([Keyring.generate_key()])
-
-    with contextlib.ExitStack() as stack:
-        dsn = os.environ.get("WAAUTH_DSN") or os.environ.get("DATABASE_URL")
-        if not dsn:
-            from waauth.embedded import EmbeddedPostgres
-
-            dsn = stack.enter_context(EmbeddedPostgres()).dsn
-            print("no WAAUTH_DSN or DATABASE_URL: using an embedded PostgreSQL for this run")
-        conn = stack.enter_context(psycopg.connect(dsn, autocommit=True))
-        applied = waauth.migrate(conn)
-        print(f"schema version {waauth.SCHEMA_VERSION} ({applied} migrations applied)")
-
-        sealed = keyring.encrypt(data, session_id=session_id, file_name=layout.CREDS_FILE)
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO waauth.sessions (session_id, status) VALUES (%s, 'active')"
-                " ON CONFLICT (session_id) DO UPDATE SET updated_at = now()",
-                [session_id],
+    keyring = (
+        Keyring.from_env() if os.environ.get("WAAUTH_KEYS") else Keyring([Keyring.generate_key()])
+    )
+    with database() as dsn:
+        # First run of a bot: no creds yet (Baileys would show a QR code).
+        with PostgresAuthState.open(dsn, "user_1460561546", keyring=keyring) as state:
+            if state.creds is None:
+                state.creds = demo_creds()  # what Baileys' initAuthCreds() makes
+                state.save_creds()
+            # What Baileys does while it runs: pre-keys, sessions, deletes of used pre-keys.
+            state.keys.set(
+                {
+                    "pre-key": {
+                        str(i): {"private": os.urandom(32), "public": os.urandom(32)}
+                        for i in range(1, 31)
+                    }
+                }
             )
-            conn.execute(
-                "INSERT INTO waauth.records (session_id, file_name, type, record_id, value)"
-                " VALUES (%s, %s, %s, '', %s) ON CONFLICT (session_id, file_name)"
-                " DO UPDATE SET value = EXCLUDED.value, version = waauth.records.version + 1",
-                [session_id, layout.CREDS_FILE, layout.CREDS_TYPE, sealed],
+            state.keys.set(
+                {
+                    "session": {"5511888888888.3": {"_sessions": {}, "version": "v1"}},
+                    "pre-key": {"1": None},
+                }
             )
-        row = conn.execute(
-            "SELECT value FROM waauth.records WHERE session_id = %s AND file_name = %s",
-            [session_id, layout.CREDS_FILE],
-        ).fetchone()
-        assert row is not None
-        restored = keyring.decrypt(row[0], session_id=session_id, file_name=layout.CREDS_FILE)
+            state.creds["nextPreKeyId"] = 31
+            state.save_creds()
 
-    print(f"stored {layout.CREDS_FILE} of session {session_id!r}: {len(data)} bytes, "
-          f"{len(sealed)} sealed with {keyring!r}")
-    print(f"read back byte for byte: {restored == data}; fields: {', '.join(list(creds)[:6])}")
-    return 0 if restored == data else 1
+        # After a redeploy: the same session, nothing to scan.
+        with PostgresAuthState.open(dsn, "user_1460561546", keyring=keyring) as state:
+            assert state.creds is not None
+            got = state.keys.get("pre-key", ["1", "2"])
+            print(
+                f"restored creds (nextPreKeyId={state.creds['nextPreKeyId']}); "
+                f"pre-key 1: {'deleted' if got['1'] is None else 'present'}, "
+                f"pre-key 2: {'present' if got['2'] else 'missing'}"
+            )
+
+        for info in waauth.list_sessions(dsn):
+            print(f"{info.session_id}: status={info.status} files={info.files} bytes={info.bytes}")
+    return 0
 
 
 if __name__ == "__main__":
