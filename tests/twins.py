@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import waauth
+
+# Methods that do no I/O in either twin: called as they are.
+PLAIN_METHODS = frozenset({"stats"})
 
 
 class Awaitable:
@@ -26,12 +30,14 @@ class Awaitable:
         attr = getattr(self.obj, name)
         if name == "keys":
             return Awaitable(attr, self.is_async)
-        if not callable(attr):
+        if not callable(attr) or name in PLAIN_METHODS:
             return attr
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            if self.is_async:
+            if inspect.iscoroutinefunction(attr):
                 return await attr(*args, **kwargs)
+            if self.is_async:
+                return attr(*args, **kwargs)  # a plain method of the async class (stats, ...)
             return await asyncio.to_thread(functools.partial(attr, *args, **kwargs))
 
         return call

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator
+import asyncio
+from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -41,3 +42,44 @@ class AsyncOpener(Generic[T]):
     ) -> None:
         if self._opened is not None:
             await self._opened.close()
+
+
+AsyncCondition = asyncio.Condition
+AsyncLock = asyncio.Lock
+AsyncWorker = asyncio.Task[None]  # the background writer: a task here, a thread in the sync twin
+
+
+async def acondition_wait(cond: asyncio.Condition, timeout: float | None) -> bool:
+    """Wait, holding ``cond``, until notified (True) or ``timeout`` seconds pass (False)."""
+    try:
+        await asyncio.wait_for(cond.wait(), timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+async def alock_acquire(lock: asyncio.Lock, timeout: float) -> bool:
+    """Acquire ``lock`` within ``timeout`` seconds; False if it could not."""
+    try:
+        await asyncio.wait_for(lock.acquire(), timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+def aspawn(target: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyncio.Task[None]:
+    """Run ``target`` in the background (a task here, a daemon thread in the sync twin)."""
+    return asyncio.get_running_loop().create_task(target(), name=name)
+
+
+async def ajoin(task: asyncio.Task[None], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for ``task`` to end, then cancel it."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except asyncio.TimeoutError:
+        task.cancel()
+
+
+def task_alive(task: asyncio.Task[None] | None) -> bool:
+    """Whether a background task is still running."""
+    return task is not None and not task.done()

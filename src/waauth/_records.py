@@ -63,12 +63,14 @@ class Batch:
         }
 
 
-def plan_keys(data: Mapping[str, Mapping[str, Any]], session_id: str, keyring: Keyring) -> Batch:
-    """Encode and seal a ``keys.set`` argument, ``{type: {id: value}}``.
+def plan_key_entries(
+    data: Mapping[str, Mapping[str, Any]], session_id: str
+) -> dict[str, tuple[str, str, bytes | None]]:
+    """Encode a ``keys.set`` argument, ``{type: {id: value}}``: ``{file name: (type, id, bytes)}``.
 
-    Several ids that share a file (``a:b`` and ``a-b``) or one id given twice: the last one wins,
-    as it would in Baileys' folder. Rows are sorted by file name so that concurrent writers lock
-    them in the same order and cannot deadlock. Bad arguments raise before anything is written.
+    ``None`` bytes mean delete. Several ids that share a file (``a:b`` and ``a-b``) or one id
+    given twice: the last one wins, as it would in Baileys' folder. Bad arguments raise
+    :class:`InvalidInput` before anything is written.
     """
     if not isinstance(data, Mapping):
         raise InvalidInput(f"keys.set takes {{type: {{id: value}}}}, not {type(data).__name__}")
@@ -81,40 +83,25 @@ def plan_keys(data: Mapping[str, Mapping[str, Any]], session_id: str, keyring: K
             )
         for key_id, value in entries.items():
             latest[layout.file_name(key_type, key_id)] = (key_type, key_id, value)
-    batch = Batch()
-    for name in sorted(latest):
-        key_type, key_id, value = latest[name]
-        if is_deletion(value):
-            batch.deletes.append(name)
-            continue
+    planned: dict[str, tuple[str, str, bytes | None]] = {}
+    for name, (key_type, key_id, value) in latest.items():
         try:
-            plaintext = codec.encode(value)
+            data_bytes = None if is_deletion(value) else codec.encode(value)
         except InvalidInput as exc:
             raise InvalidInput(
                 f"session {session_id!r}, key {key_type} {key_id!r}: {exc}"
             ) from None
-        add_row(batch, keyring, session_id, name, key_type=key_type, key_id=key_id, data=plaintext)
-    return batch
+        planned[name] = (key_type, key_id, data_bytes)
+    return planned
 
 
-def plan_creds(creds: Mapping[str, Any], session_id: str, keyring: Keyring, batch: Batch) -> None:
-    """Add the creds record to ``batch`` (after checking it is creds)."""
+def encode_creds(creds: Mapping[str, Any], session_id: str) -> tuple[bytes, str | None]:
+    """The bytes of ``creds.json`` for ``creds`` (checked to be creds), and its ``me.id``."""
     check_creds(creds, session_id)
     try:
-        plaintext = codec.encode(creds)
+        return codec.encode(creds), account_of(creds)
     except InvalidInput as exc:
         raise InvalidInput(f"session {session_id!r}, {layout.CREDS_FILE}: {exc}") from None
-    add_row(
-        batch,
-        keyring,
-        session_id,
-        layout.CREDS_FILE,
-        key_type=layout.CREDS_TYPE,
-        key_id="",
-        data=plaintext,
-    )
-    batch.has_creds = True
-    batch.account = account_of(creds)
 
 
 def add_row(
@@ -127,7 +114,8 @@ def add_row(
     key_id: str,
     data: bytes,
 ) -> None:
-    """Seal one file's bytes into ``batch``."""
+    """Seal one file's bytes into ``batch`` (callers add rows in file-name order, so that
+    concurrent writers lock rows in the same order and cannot deadlock)."""
     batch.files.append(file_name)
     batch.types.append(key_type)
     batch.ids.append(key_id)

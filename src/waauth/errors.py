@@ -63,6 +63,11 @@ class StoreUnavailable(StoreError):
 
     __module__ = "waauth"
 
+    def __init__(self, message: str | None = None, *, pending: int = 0) -> None:
+        super().__init__(message)
+        self.pending = pending
+        """Records saved but not yet written when this was raised (from ``flush``)."""
+
 
 class AccessDenied(WaauthError):
     """The session belongs to another owner, or the database role may not touch it."""

@@ -133,21 +133,35 @@ class AsyncDatabase:
                 await conn.execute(SET_OWNER, {"owner": self.owner_id})
                 return await op(conn)
 
-    async def run(self, doing: str, op: Operation[T]) -> T:
+    async def run(
+        self,
+        doing: str,
+        op: Operation[T],
+        *,
+        policy: retry.RetryPolicy | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> T:
         """Run ``op`` on a connection, retrying per the policy; ``doing`` names it in errors.
 
         Raises :class:`~waauth.StoreUnavailable` once the retry budget is spent, and the
         matching waauth error at once for anything not worth retrying.
         """
+        policy = policy or self.policy
+
+        def backing_off(details: Any) -> None:
+            _log_retry(doing, details)
+            if on_retry is not None:
+                on_retry()
+
         retrying = backoff.on_exception(
             backoff.expo,
             Exception,
-            factor=self.policy.initial_delay,
-            max_value=self.policy.max_delay,
-            max_time=self.policy.budget,
+            factor=policy.initial_delay,
+            max_value=policy.max_delay,
+            max_time=policy.budget,
             jitter=backoff.full_jitter,
             giveup=lambda exc: not retry.is_retryable(exc),
-            on_backoff=lambda details: _log_retry(doing, details),
+            on_backoff=backing_off,
             logger=None,
         )
         try:

@@ -13,16 +13,22 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from .. import _queries, _records, layout
+from .. import _queries, _records, codec, layout
 from .._acompat import AsyncOpener  # async only
+from .._pending import Stats
 from ..encryption import Keyring
 from ..errors import AccessDenied, ConfigurationError, InvalidInput, WaauthError
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import SessionInfo
 from .database import AsyncDatabase
+from .writer import AsyncWriter
 
 logger = logging.getLogger("waauth")
+
+DEFAULT_WINDOW = 1.0
+"""Seconds over which ``save_creds`` calls coalesce: at most one creds write a second, and a
+crash loses at most the last second of creds changes."""
 
 
 class AsyncPostgresAuthState:
@@ -36,15 +42,20 @@ class AsyncPostgresAuthState:
     def __init__(
         self,
         db: AsyncDatabase,
+        writer: AsyncWriter,
         session_id: str,
         keyring: Keyring,
         creds: dict[str, Any] | None,
+        *,
+        throttle_keys: bool,
     ) -> None:
         """Use :meth:`open`; this only assembles an already opened state."""
         self._db = db
+        self._writer = writer
         self._keyring = keyring
         self._creds = creds
         self._closed = False
+        self._throttle_keys = throttle_keys
         self.session_id = session_id
         self.keys = AsyncKeys(self)
 
@@ -60,13 +71,20 @@ class AsyncPostgresAuthState:
         migrate: bool = True,
         retry: RetryPolicy = DEFAULT_POLICY,
         pool_size: int = 4,
+        window: float = DEFAULT_WINDOW,
+        throttle_keys: bool = False,
     ) -> AsyncOpener[AsyncPostgresAuthState]:
         """Open session ``session_id`` and load its creds.
 
         ``source`` is a conninfo string (waauth then keeps a pool of up to ``pool_size``
         connections and closes it with the state) or a pool of yours (never closed by waauth).
         With ``owner_id``, the state only ever sees and writes that owner's session.
-        ``migrate`` creates or upgrades the schema when needed.
+        ``migrate`` creates or upgrades the schema when needed. ``retry`` says how long an
+        operation keeps trying while the database is away.
+
+        ``save_creds`` returns at once; saves coalesce into one write of the newest creds per
+        ``window`` seconds. ``keys.set`` is durable when it returns, unless ``throttle_keys``
+        makes it coalesce with the creds too.
 
         Raises :class:`~waauth.StoreUnavailable` if the database cannot be reached within
         ``retry.budget`` (never a state with empty creds), :class:`~waauth.AccessDenied` if the
@@ -82,6 +100,8 @@ class AsyncPostgresAuthState:
             migrate=migrate,
             retry=retry,
             pool_size=pool_size,
+            window=window,
+            throttle_keys=throttle_keys,
         )
         return AsyncOpener(opening)
 
@@ -97,12 +117,16 @@ class AsyncPostgresAuthState:
         migrate: bool,
         retry: RetryPolicy,
         pool_size: int,
+        window: float,
+        throttle_keys: bool,
     ) -> AsyncPostgresAuthState:
         layout.validate_session_id(session_id)
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
                 f"keyring must be a waauth.Keyring, not {type(keyring).__name__}"
             )
+        if not isinstance(window, int | float) or window < 0:
+            raise ConfigurationError(f"window must be a number of seconds >= 0, not {window!r}")
         db = AsyncDatabase(
             source,
             schema=schema,
@@ -119,10 +143,12 @@ class AsyncPostgresAuthState:
         except BaseException:
             await db.close()
             raise
+        writer = AsyncWriter(db, session_id, keyring, window=window)
+        writer.start()
         logger.info(
             "opened session %s (%s)", session_id, "stored creds" if creds else "no creds yet"
         )
-        return cls(db, session_id, keyring, creds)
+        return cls(db, writer, session_id, keyring, creds, throttle_keys=throttle_keys)
 
     @property
     def owner_id(self) -> str | None:
@@ -144,25 +170,39 @@ class AsyncPostgresAuthState:
         self._creds = value
 
     async def save_creds(self) -> None:
-        """Persist the current creds (Baileys' ``saveCreds``, for ``creds.update``)."""
+        """Save the current creds (Baileys' ``saveCreds``, for ``creds.update``); returns at once.
+
+        The creds are copied now; saves within one throttle window coalesce into one write of
+        the newest, which happens within a window (or at :meth:`flush` / :meth:`close`).
+        """
         self._check_open()
         if self._creds is None:
             raise InvalidInput(
                 f"session {self.session_id!r}: no creds to save; set state.creds first"
             )
-        batch = _records.Batch()
-        _records.plan_creds(self._creds, self.session_id, self._keyring, batch)
-        await self._write(batch, "save_creds")
+        data, account = _records.encode_creds(self._creds, self.session_id)
+        self._writer.saved_creds()
+        await self._writer.save({layout.CREDS_FILE: (layout.CREDS_TYPE, "", data)}, account)
 
     async def flush(self, timeout: float | None = None) -> None:
-        """Return when everything saved so far is durable.
+        """Return once everything saved before this call is in the database.
 
-        Every write is durable when its call returns, so there is nothing to wait for.
+        Raises :class:`~waauth.StoreUnavailable` (its ``pending`` says how many records are not
+        yet written) if a write fails meanwhile or ``timeout`` seconds pass; the pending state
+        is kept and still written when the database comes back.
         """
         self._check_open()
+        await self._writer.flush(timeout)
+
+    def stats(self) -> Stats:
+        """Persistence figures: writes, retries, failures, pending, last success and error."""
+        return self._writer.stats()
 
     async def delete(self) -> None:
-        """Log out: remove the session's creds and keys; its registry row stays, ``logged_out``."""
+        """Log out: remove the session's creds and keys; its registry row stays, ``logged_out``.
+
+        Anything saved but not yet written is dropped, so it cannot bring the session back.
+        """
         self._check_open()
 
         async def op(conn: AsyncConnection[Any]) -> None:
@@ -171,18 +211,23 @@ class AsyncPostgresAuthState:
                 {"session_id": self.session_id, "owner": self.owner_id},
             )
 
-        await self._db.run(f"delete session {self.session_id!r}", op)
+        await self._writer.discard_and_run(f"delete session {self.session_id!r}", op)
         self._creds = None
         logger.info("deleted the creds and keys of session %s", self.session_id)
 
     async def close(self) -> None:
-        """Flush, and close the pool if waauth opened it. Safe to call twice."""
+        """Flush, stop the writer and close the pool if waauth opened it. Safe to call twice.
+
+        If the final flush fails, :class:`~waauth.StoreUnavailable` is raised once everything
+        is closed: what was still pending is then lost with the process.
+        """
         if self._closed:
             return
         try:
-            await self.flush()
+            await self._writer.flush()
         finally:
             self._closed = True
+            await self._writer.close(timeout=self._db.policy.connect_timeout)
             await self._db.close()
 
     async def __aenter__(self) -> AsyncPostgresAuthState:
@@ -208,17 +253,6 @@ class AsyncPostgresAuthState:
         if self._closed:
             raise WaauthError(f"the auth state of session {self.session_id!r} is closed")
 
-    async def _write(self, batch: _records.Batch, doing: str) -> None:
-        params = batch.params(self.session_id, self.owner_id)
-
-        async def op(conn: AsyncConnection[Any]) -> None:
-            cur = await conn.execute(self._db.sql(_queries.WRITE), params)
-            row = await cur.fetchone()
-            if not row or not row[0]:
-                raise AccessDenied(f"session {self.session_id!r} belongs to another owner")
-
-        await self._db.run(f"{doing} for session {self.session_id!r}", op)
-
 
 class AsyncKeys:
     """Baileys' ``SignalKeyStore`` (``state.keys``) on the session's rows."""
@@ -231,38 +265,44 @@ class AsyncKeys:
         state = self._state
         state._check_open()
         names = _records.names_for(type, ids)
-        if not names:
-            return {}
-        params = {
-            "session_id": state.session_id,
-            "owner": state.owner_id,
-            "names": sorted(set(names.values())),
-        }
+        values: dict[str, Any] = {}
+        # Saved but not yet written (throttled keys): read your own writes.
+        for name in set(names.values()):
+            entry = state._writer.lookup(name)
+            if entry is not None:
+                values[name] = None if entry.data is None else codec.decode(entry.data)
+        wanted = sorted(set(names.values()) - values.keys())
+        if wanted:
+            params = {"session_id": state.session_id, "owner": state.owner_id, "names": wanted}
 
-        async def op(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
-            async with conn.cursor(binary=True) as cur:
-                await cur.execute(state._db.sql(_queries.GET), params)
-                return await cur.fetchall()
+            async def op(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+                async with conn.cursor(binary=True) as cur:
+                    await cur.execute(state._db.sql(_queries.GET), params)
+                    return await cur.fetchall()
 
-        rows = await state._db.run(f"keys.get {type} for session {state.session_id!r}", op)
-        found = dict(rows)
-        return {
-            key_id: _records.open_record(state._keyring, state.session_id, name, found[name])
-            if name in found
-            else None
-            for key_id, name in names.items()
-        }
+            rows = await state._db.run(f"keys.get {type} for session {state.session_id!r}", op)
+            for name, sealed in rows:
+                values[name] = _records.open_record(state._keyring, state.session_id, name, sealed)
+        return {key_id: values.get(name) for key_id, name in names.items()}
 
     async def set(self, data: Mapping[str, Mapping[str, Any]]) -> None:
         """Store ``{type: {id: value}}``; a falsy value deletes. One transaction, one statement.
 
-        Durable when it returns. Raises before writing anything if a value cannot be stored.
+        Durable when it returns (with ``throttle_keys``: saved like creds, written within a
+        window). Pending creds go in the same statement, so stored creds are never older than
+        keys written after them. Raises before writing anything if a value cannot be stored;
+        while the database is away, retries for the retry budget, then raises
+        :class:`~waauth.StoreUnavailable` with nothing of this call written.
         """
         state = self._state
         state._check_open()
-        batch = _records.plan_keys(data, state.session_id, state._keyring)
-        if batch:
-            await state._write(batch, "keys.set")
+        planned = _records.plan_key_entries(data, state.session_id)
+        if not planned:
+            return
+        if state._throttle_keys:
+            await state._writer.save(planned)
+        else:
+            await state._writer.write_through(planned, f"keys.set for session {state.session_id!r}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of session {self._state.session_id!r}>"

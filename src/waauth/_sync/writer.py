@@ -1,0 +1,248 @@
+# WARNING: generated from waauth/_async/writer.py by tools/unasync.py; do not edit.
+# Edit the async source, then run: python tools/unasync.py
+"""The write-behind writer: coalesces saves, writes them in order, and rides out outages.
+
+``save_creds`` (and ``keys.set`` with ``throttle_keys=True``) only record the newest bytes of
+each file in :class:`~waauth._pending.Pending` and return. A background worker (a task here, a
+thread in the sync twin) writes everything pending in one statement when the throttle window
+since its last write has passed: a trailing-edge throttle, so the newest save is always written
+within one window and a burst of saves costs at most (duration / window) + 1 writes.
+
+A write-through ``keys.set`` takes everything pending along in its own statement, so stored
+creds are never older than keys written after them. One lock serializes writes, so the
+database sees snapshots in the order they were taken.
+
+While the database is away, writes are retried (see :mod:`waauth.retry`); pending state stays
+in memory, one entry per file, and lands when the database returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from psycopg import Connection
+
+from .. import _queries
+from .._compat import (
+    Condition,
+    Lock,
+    Worker,
+    condition_wait,
+    join,
+    lock_acquire,
+    spawn,
+    task_alive,
+)
+from .._pending import Counters, Entry, Pending, Stats, key_entries, seal
+from ..encryption import Keyring
+from ..errors import AccessDenied, StoreUnavailable, WaauthError
+from ..retry import RetryPolicy
+from .database import Database
+
+logger = logging.getLogger("waauth")
+
+# How often a waiting flush checks that the worker is still alive.
+_LIVENESS_CHECK = 1.0
+
+
+class Writer:
+    """Holds one session's unsaved state and writes it."""
+
+    def __init__(self, db: Database, session_id: str, keyring: Keyring, *, window: float) -> None:
+        self._db = db
+        self._session_id = session_id
+        self._keyring = keyring
+        self._window = window
+        self._pending = Pending()
+        self._counters = Counters()
+        self._cond = Condition()
+        self._write_lock = Lock()
+        self._flush_target = 0
+        self._failed_attempts = 0
+        self._last_error: WaauthError | None = None
+        self._last_write = float("-inf")
+        self._closing = False
+        self._worker: Worker | None = None
+
+    def start(self) -> None:
+        """Start the background worker."""
+        self._worker = spawn(self._work, f"waauth-writer:{self._session_id}")
+
+    def stats(self) -> Stats:
+        """The persistence figures so far."""
+        return self._counters.snapshot(len(self._pending))
+
+    def lookup(self, file_name: str) -> Entry | None:
+        """A file's pending (not yet written) state, if any."""
+        return self._pending.lookup(file_name)
+
+    def save(
+        self, planned: dict[str, tuple[str, str, bytes | None]], account: str | None = None
+    ) -> None:
+        """Record files to write; returns at once. ``account`` goes with ``creds.json``."""
+        with self._cond:
+            for name, (key_type, key_id, data) in planned.items():
+                self._pending.put(name, key_type, key_id, data, account)
+            self._cond.notify_all()
+
+    def saved_creds(self) -> None:
+        self._counters.saved_creds()
+
+    def write_through(self, planned: dict[str, tuple[str, str, bytes | None]], doing: str) -> None:
+        """Write ``planned`` now, with everything pending, in one statement; durable on return.
+
+        Waits for a write in progress, and retries, for at most the retry budget in all; then
+        raises :class:`~waauth.StoreUnavailable` and nothing of ``planned`` is written.
+        """
+        policy = self._db.policy
+        deadline = time.monotonic() + policy.budget
+        if not lock_acquire(self._write_lock, policy.budget):
+            raise StoreUnavailable(
+                f"{doing}: another write held the session for {policy.budget:.0f} s"
+            )
+        try:
+            with self._cond:
+                seq, snapshot = self._pending.snapshot()
+            remaining = RetryPolicy(
+                budget=max(0.0, deadline - time.monotonic()),
+                initial_delay=policy.initial_delay,
+                max_delay=policy.max_delay,
+                connect_timeout=policy.connect_timeout,
+            )
+            # Own entries are newer than anything pending for the same file.
+            self._write({**snapshot, **key_entries(planned, seq)}, doing, remaining)
+            with self._cond:
+                self._pending.written(seq, snapshot)
+                self._cond.notify_all()
+        finally:
+            self._write_lock.release()
+
+    def discard_and_run(self, doing: str, op: Any) -> None:
+        """Drop everything pending and run ``op`` (a logout) with no write in between."""
+        with self._write_lock:
+            with self._cond:
+                self._pending.discard()
+                self._cond.notify_all()
+            self._db.run(doing, op)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once everything saved before the call is in the database.
+
+        Raises :class:`~waauth.StoreUnavailable` (saying how many records are pending) if a
+        write fails after the call, or if ``timeout`` seconds pass first.
+        """
+        started = time.monotonic()
+        with self._cond:
+            target = self._pending.seq
+            failures = self._failed_attempts
+            self._flush_target = max(self._flush_target, target)
+            self._cond.notify_all()
+            while self._pending.durable < target:
+                if self._failed_attempts > failures:
+                    raise self._unflushed("a write failed")
+                if not task_alive(self._worker):
+                    raise self._unflushed("the writer stopped")
+                left = None if timeout is None else started + timeout - time.monotonic()
+                if left is not None and left <= 0:
+                    raise self._unflushed(f"not written within {timeout} s")
+                condition_wait(
+                    self._cond, _LIVENESS_CHECK if left is None else min(left, _LIVENESS_CHECK)
+                )
+        self._counters.flushed(time.monotonic() - started)
+
+    def _unflushed(self, why: str) -> StoreUnavailable:
+        last = f"; last error: {self._last_error}" if self._last_error else ""
+        return StoreUnavailable(
+            f"session {self._session_id!r}: {why}; {len(self._pending)} records pending{last}",
+            pending=len(self._pending),
+        )
+
+    def close(self, timeout: float) -> None:
+        """Stop the worker (after the caller's final flush)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            join(self._worker, timeout)
+
+    def _work(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while True:
+                        if self._closing:
+                            return
+                        wait = self._due_in()
+                        if wait is not None and wait <= 0:
+                            break
+                        condition_wait(self._cond, wait)
+                if not self._write_pending():
+                    # Each failed write already spent the retry budget; pause, then go again.
+                    with self._cond:
+                        if not self._closing:
+                            condition_wait(self._cond, self._db.policy.max_delay)
+        except Exception:
+            logger.exception(
+                "session %s: the writer stopped on an unexpected error", self._session_id
+            )
+            raise
+
+    def _due_in(self) -> float | None:
+        """Seconds until pending state is due to be written; None if nothing is pending."""
+        if not self._pending:
+            return None
+        if self._pending.durable < self._flush_target:
+            return 0.0
+        return self._last_write + self._window - time.monotonic()
+
+    def _write_pending(self) -> bool:
+        with self._write_lock:
+            with self._cond:
+                seq, snapshot = self._pending.snapshot()
+            if not snapshot:
+                return True
+            try:
+                self._write(snapshot, f"write-behind of session {self._session_id!r}")
+            except WaauthError:
+                return False
+            with self._cond:
+                self._pending.written(seq, snapshot)
+                self._cond.notify_all()
+            return True
+
+    def _write(
+        self, entries: dict[str, Entry], doing: str, policy: RetryPolicy | None = None
+    ) -> None:
+        batch = seal(entries, self._session_id, self._keyring)
+        params = batch.params(self._session_id, self._db.owner_id)
+
+        def op(conn: Connection[Any]) -> None:
+            cur = conn.execute(self._db.sql(_queries.WRITE), params)
+            row = cur.fetchone()
+            if not row or not row[0]:
+                raise AccessDenied(f"session {self._session_id!r} belongs to another owner")
+
+        self._last_write = time.monotonic()
+        try:
+            self._db.run(doing, op, policy=policy, on_retry=self._counters.retried)
+        except WaauthError as exc:
+            in_outage = self._counters.outage_started is not None
+            self._counters.failed(exc)
+            with self._cond:
+                self._failed_attempts += 1
+                self._last_error = exc
+                self._cond.notify_all()
+            if not in_outage:
+                logger.warning("%s; %d records kept pending", exc, len(entries))
+            raise
+        recovered = self._counters.outage_started is not None
+        self._counters.wrote(len(batch), batch.has_creds)
+        if recovered:
+            logger.warning(
+                "session %s: the database is back; wrote %d pending records after %.1f s",
+                self._session_id,
+                len(batch),
+                self._counters.stats.last_recovery_seconds or 0.0,
+            )
