@@ -17,6 +17,7 @@ import pytest
 import waauth
 from waauth.embedded import EmbeddedPostgres
 
+from .servers import OwnServer
 from .twins import Twin
 
 DSN_ENV_VAR = "WAAUTH_TEST_DSN"
@@ -79,3 +80,11 @@ def twin(request: pytest.FixtureRequest) -> Twin:
 def keyring() -> waauth.Keyring:
     """A keyring with one fresh key."""
     return waauth.Keyring([waauth.Keyring.generate_key()])
+
+
+@pytest.fixture
+def own_server() -> Iterator[OwnServer]:
+    """A fresh embedded server (migrated) that this test may stop and restart."""
+    server = OwnServer()
+    yield server
+    server.close()
