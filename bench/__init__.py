@@ -1,0 +1,1 @@
+"""waauth's benchmarks: run ``python -m bench`` (see docs/benchmarks.md)."""
