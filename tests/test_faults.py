@@ -176,8 +176,10 @@ async def test_outage_longer_than_the_budget(
     await state.flush()
 
     own_server.stop("immediate")
-    state.creds["nextPreKeyId"] = 777
-    await state.save_creds()
+    for i in range(1, 778):  # memory is one entry per file, however many saves
+        state.creds["nextPreKeyId"] = i
+        await state.save_creds()
+    assert state.stats().pending == 1
     with pytest.raises(waauth.StoreUnavailable):
         await state.keys.set({"pre-key": {"9": {"never": "stored"}}})
     with pytest.raises(waauth.StoreUnavailable, match="records pending") as info:
