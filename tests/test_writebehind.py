@@ -109,9 +109,11 @@ async def test_throttled_keys(
     async with await twin.open(
         pg_dsn, "lazy", keyring=keyring, schema=schema, window=3600, throttle_keys=True
     ) as state:
+        await state.keys.set({"session": {"a.0": {"v": 0}}})  # after idle: written at once
+        await state.flush()
         await state.keys.set({"session": {"a.1": {"v": 1}, "a.2": {"v": 2}}})
         await state.keys.set({"session": {"a.2": None, "a.3": {"v": 3}}})
-        assert stored(conn, schema, "lazy", keyring) == {}
+        assert stored(conn, schema, "lazy", keyring) == {"session-a.0.json": b'{"v":0}'}
         assert await state.keys.get("session", ["a.1", "a.2", "a.3"]) == {
             "a.1": {"v": 1},
             "a.2": None,
@@ -120,6 +122,7 @@ async def test_throttled_keys(
         assert state.stats().pending == 3
         await state.flush()
         assert stored(conn, schema, "lazy", keyring) == {
+            "session-a.0.json": b'{"v":0}',
             "session-a.1.json": b'{"v":1}',
             "session-a.3.json": b'{"v":3}',
         }
