@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from . import codec, layout
 from ._async.migrations import aenable_row_level_security, amigrate
-from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions
+from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions, amaterialize
 from ._sync.migrations import enable_row_level_security, migrate
-from ._sync.state import Keys, PostgresAuthState, list_sessions
+from ._sync.state import Keys, PostgresAuthState, list_sessions, materialize
 from .encryption import Keyring
 from .errors import (
     AccessDenied,
     ConfigurationError,
     CorruptRecord,
     DecryptionError,
+    IdentityConflict,
     InvalidInput,
     LeaseHeld,
     LeaseLost,
@@ -25,7 +26,7 @@ from .errors import (
 )
 from .retry import RetryPolicy
 from .schema import SCHEMA_VERSION
-from .sessions import SessionInfo
+from .sessions import ImportResult, MaterializeReport, SessionInfo
 
 __version__ = "0.1.0.dev0"
 
@@ -37,11 +38,14 @@ __all__ = [
     "ConfigurationError",
     "CorruptRecord",
     "DecryptionError",
+    "IdentityConflict",
+    "ImportResult",
     "InvalidInput",
     "Keyring",
     "Keys",
     "LeaseHeld",
     "LeaseLost",
+    "MaterializeReport",
     "PostgresAuthState",
     "RecordError",
     "RetryPolicy",
@@ -54,10 +58,12 @@ __all__ = [
     "__version__",
     "aenable_row_level_security",
     "alist_sessions",
+    "amaterialize",
     "amigrate",
     "codec",
     "enable_row_level_security",
     "layout",
     "list_sessions",
+    "materialize",
     "migrate",
 ]

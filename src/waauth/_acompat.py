@@ -13,6 +13,7 @@ class _AsyncClosing(Protocol):
 
 
 T = TypeVar("T", bound=_AsyncClosing)
+R = TypeVar("R")
 
 
 class AsyncOpener(Generic[T]):
@@ -83,3 +84,8 @@ async def ajoin(task: asyncio.Task[None], timeout: float) -> None:
 def task_alive(task: asyncio.Task[None] | None) -> bool:
     """Whether a background task is still running."""
     return task is not None and not task.done()
+
+
+async def ato_thread(func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    """Run blocking file I/O off the event loop (called directly in the sync twin)."""
+    return await asyncio.to_thread(func, *args, **kwargs)

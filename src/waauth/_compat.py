@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from threading import Condition, Lock
+from typing import Any, TypeVar
 
 __all__ = [
     "Condition",
@@ -15,6 +16,7 @@ __all__ = [
     "lock_acquire",
     "spawn",
     "task_alive",
+    "to_thread",
 ]
 
 Worker = threading.Thread
@@ -45,3 +47,11 @@ def join(thread: threading.Thread, timeout: float) -> None:
 def task_alive(thread: threading.Thread | None) -> bool:
     """Whether a background thread is still running."""
     return thread is not None and thread.is_alive()
+
+
+R = TypeVar("R")
+
+
+def to_thread(func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    """Call ``func`` (the async twin runs it in a worker thread)."""
+    return func(*args, **kwargs)

@@ -48,7 +48,12 @@ WITH session AS (
 ), deleted AS (
     DELETE FROM {{schema}}.records r
     USING session
-    WHERE r.session_id = session.session_id AND r.file_name = ANY(%(deletes)b::text[])
+    WHERE r.session_id = session.session_id
+      AND (
+        r.file_name = ANY(%(deletes)b::text[])
+        -- an import replaces the whole session: files not in it go
+        OR (%(replace)s::boolean AND r.file_name <> ALL(%(files)b::text[]))
+      )
     RETURNING 1
 ), upserted AS (
     INSERT INTO {{schema}}.records AS r (session_id, file_name, owner_id, type, record_id, value)
@@ -69,8 +74,20 @@ SELECT (SELECT count(*) FROM session),
        (SELECT count(*) FROM deleted)
 """
 """One statement, hence one transaction and one round trip: the session row (created on first
-write; the owner checked) and every upsert and delete of a batch. The first count is 0 when
+write; the owner checked) and every upsert and delete of a batch (with ``replace``, also every
+file not in the batch). The first count is 0 when
 the session belongs to another owner, and then nothing was written."""
+
+LOCK_FOR_IMPORT: Final = LOAD + "FOR UPDATE OF s\n"
+"""The stored creds, with the session row locked until the import's statement commits."""
+
+ALL_RECORDS: Final = """
+SELECT r.file_name, r.value
+FROM {schema}.records r
+WHERE r.session_id = %(session_id)s
+  AND (%(owner)s::text IS NULL OR r.owner_id = %(owner)s::text)
+"""
+"""Every file of a session, for materialize."""
 
 DELETE_SESSION: Final = f"""
 WITH session AS (

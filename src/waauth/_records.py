@@ -44,6 +44,8 @@ class Batch:
     deletes: list[str] = field(default_factory=list)
     has_creds: bool = False
     account: str | None = None
+    replace: bool = False
+    """Delete every stored file of the session that is not in this batch (an import)."""
 
     def __len__(self) -> int:
         return len(self.files) + len(self.deletes)
@@ -60,6 +62,7 @@ class Batch:
             "ids": self.ids,
             "values": self.values,
             "deletes": self.deletes,
+            "replace": self.replace,
         }
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptRecord",
     "DecryptionError",
+    "IdentityConflict",
     "InvalidInput",
     "LeaseHeld",
     "LeaseLost",
@@ -95,6 +96,12 @@ class DecryptionError(RecordError):
 
 class CorruptRecord(RecordError):
     """A record is not valid Baileys JSON, or creds lack the fields that make them creds."""
+
+    __module__ = "waauth"
+
+
+class IdentityConflict(WaauthError):
+    """The folder holds another account's creds than the session stores; nothing was written."""
 
     __module__ = "waauth"
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SessionInfo"]
+__all__ = ["ImportResult", "MaterializeReport", "SessionInfo"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,26 @@ class SessionInfo:
     def has_creds(self) -> bool:
         """Whether ``creds.json`` is stored (Baileys can start without a QR code)."""
         return self.files.get("creds", 0) > 0
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``import_folder`` did."""
+
+    session_id: str
+    imported: int
+    """Files stored (every record file of the folder, byte for byte)."""
+    deleted: int
+    """Stored files removed because the folder no longer has them."""
+    skipped: list[str] = field(default_factory=list)
+    """Entries of the folder that are not records (dotfiles, temp files, subfolders)."""
+
+
+@dataclass
+class MaterializeReport:
+    """What ``waauth.materialize`` wrote, and which sessions it left out."""
+
+    written: dict[str, Path] = field(default_factory=dict)
+    """Session id -> its folder, rebuilt byte for byte."""
+    without_creds: list[str] = field(default_factory=list)
+    """Sessions with no creds stored: not written, so Baileys starts a new pairing (QR code)."""

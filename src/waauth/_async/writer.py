@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 
@@ -37,7 +37,9 @@ from .._pending import Counters, Entry, Pending, Stats, key_entries, seal
 from ..encryption import Keyring
 from ..errors import AccessDenied, StoreUnavailable, WaauthError
 from ..retry import RetryPolicy
-from .database import AsyncDatabase
+from .database import AsyncDatabase, Operation
+
+T = TypeVar("T")
 
 logger = logging.getLogger("waauth")
 
@@ -121,13 +123,15 @@ class AsyncWriter:
         finally:
             self._write_lock.release()
 
-    async def discard_and_run(self, doing: str, op: Any) -> None:
-        """Drop everything pending and run ``op`` (a logout) with no write in between."""
+    async def replace_all(self, doing: str, op: Operation[T]) -> T:
+        """Run ``op`` (a logout, an import) with no other write in between; once it succeeds,
+        drop everything pending, which it replaced."""
         async with self._write_lock:
+            result = await self._db.run(doing, op)
             async with self._cond:
                 self._pending.discard()
                 self._cond.notify_all()
-            await self._db.run(doing, op)
+            return result
 
     async def flush(self, timeout: float | None = None) -> None:
         """Return once everything saved before the call is in the database.

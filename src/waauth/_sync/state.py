@@ -8,21 +8,33 @@ One row per file of ``.auth_sessions/<id>/``, sealed by a :class:`~waauth.Keyrin
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from .. import _queries, _records, codec, layout
+from .. import _folders, _queries, _records, codec, layout
+from .._compat import (
+    to_thread,
+)
 from .._pending import Stats
 from ..encryption import Keyring
-from ..errors import AccessDenied, ConfigurationError, InvalidInput, WaauthError
+from ..errors import (
+    AccessDenied,
+    ConfigurationError,
+    IdentityConflict,
+    InvalidInput,
+    SessionNotFound,
+    WaauthError,
+)
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
-from ..sessions import SessionInfo
-from .database import Database
+from ..sessions import ImportResult, MaterializeReport, SessionInfo
+from .database import Database, Operation
 from .writer import Writer
 
 logger = logging.getLogger("waauth")
@@ -210,9 +222,79 @@ class PostgresAuthState:
                 {"session_id": self.session_id, "owner": self.owner_id},
             )
 
-        self._writer.discard_and_run(f"delete session {self.session_id!r}", op)
+        self._writer.replace_all(f"delete session {self.session_id!r}", op)
         self._creds = None
         logger.info("deleted the creds and keys of session %s", self.session_id)
+
+    def materialize(self, root: str | os.PathLike[str], *, fsync: bool = False) -> Path:
+        """Write ``root/<session_id>/`` from the database, byte for byte, for Baileys to start from.
+
+        Everything saved is flushed first. The folder is built beside the target and swapped
+        in atomically (a process killed at any moment leaves the old or the new complete
+        folder), with mode 0700 and files 0600, and holds exactly the stored files. Raises
+        :class:`~waauth.SessionNotFound` if no creds are stored (nothing is written: Baileys
+        will show a QR code). ``fsync=True`` also makes the folder survive a power loss.
+        """
+        self._check_open()
+        self._writer.flush()
+        files = self._db.run(
+            f"materialize session {self.session_id!r}",
+            _read_records(self._db, self.session_id, self._keyring),
+        )
+        if layout.CREDS_FILE not in files:
+            raise SessionNotFound(
+                f"session {self.session_id!r} has no creds stored: nothing written "
+                "(Baileys will start a new pairing)"
+            )
+        return to_thread(_folders.write_folder, Path(root), self.session_id, files, fsync=fsync)
+
+    def import_folder(self, folder: str | os.PathLike[str], *, force: bool = False) -> ImportResult:
+        """Store a Baileys session folder as this session, in one transaction, byte for byte.
+
+        Every file is checked first (valid JSON; ``creds.json`` has the fields of creds); one
+        bad file raises :class:`~waauth.CorruptRecord` naming it, and nothing is written.
+        Entries that are not records are skipped with a warning. Stored files the folder no
+        longer has are deleted. Unless ``force``, refuses with
+        :class:`~waauth.IdentityConflict` to replace stored creds with another account's, or
+        with a folder that has no ``creds.json``: that is how good sessions get overwritten
+        by fresh QR-code creds.
+        """
+        self._check_open()
+        contents = to_thread(_folders.read_folder, Path(folder), self.session_id)
+        for name in contents.skipped:
+            logger.warning(
+                "session %s: skipping %r in %s: not a Baileys record", self.session_id, name, folder
+            )
+        for name, data in contents.files.items():
+            _folders.check_record(self.session_id, name, data)
+        creds_data = contents.files.get(layout.CREDS_FILE)
+        creds = None if creds_data is None else codec.decode(creds_data)
+        batch = _records.Batch(replace=True)
+        for name in sorted(contents.files):
+            key_type, key_id = layout.parse_file_name(name)
+            _records.add_row(
+                batch,
+                self._keyring,
+                self.session_id,
+                name,
+                key_type=key_type,
+                key_id=key_id,
+                data=contents.files[name],
+            )
+        if creds is not None:
+            batch.has_creds = True
+            batch.account = _records.account_of(creds)
+        op = _import(self._db, self.session_id, self._keyring, batch, creds, force=force)
+        deleted = self._writer.replace_all(f"import into session {self.session_id!r}", op)
+        self._creds = creds
+        logger.info(
+            "session %s: imported %d files from %s (%d stored files removed)",
+            self.session_id,
+            len(contents.files),
+            folder,
+            deleted,
+        )
+        return ImportResult(self.session_id, len(contents.files), deleted, contents.skipped)
 
     def close(self) -> None:
         """Flush, stop the writer and close the pool if waauth opened it. Safe to call twice.
@@ -307,6 +389,54 @@ class Keys:
         return f"<{type(self).__name__} of session {self._state.session_id!r}>"
 
 
+def _read_records(db: Database, session_id: str, keyring: Keyring) -> Operation[dict[str, bytes]]:
+    def read(conn: Connection[Any]) -> dict[str, bytes]:
+        with conn.cursor(binary=True) as cur:
+            cur.execute(
+                db.sql(_queries.ALL_RECORDS), {"session_id": session_id, "owner": db.owner_id}
+            )
+            rows = cur.fetchall()
+        return {
+            name: keyring.decrypt(sealed, session_id=session_id, file_name=name)
+            for name, sealed in rows
+        }
+
+    return read
+
+
+def _import(
+    db: Database,
+    session_id: str,
+    keyring: Keyring,
+    batch: _records.Batch,
+    creds: dict[str, Any] | None,
+    *,
+    force: bool,
+) -> Operation[int]:
+    def run(conn: Connection[Any]) -> int:
+        with conn.transaction():
+            with conn.cursor(binary=True) as cur:
+                cur.execute(
+                    db.sql(_queries.LOCK_FOR_IMPORT),
+                    {"session_id": session_id, "creds_file": layout.CREDS_FILE},
+                )
+                row = cur.fetchone()
+            if row is not None:
+                owner, sealed = row
+                if db.owner_id is not None and owner != db.owner_id:
+                    raise AccessDenied(f"session {session_id!r} belongs to another owner")
+                if sealed is not None and not force:
+                    stored = _records.open_creds(keyring, session_id, sealed)
+                    _check_same_account(session_id, stored, creds)
+            cur = conn.execute(db.sql(_queries.WRITE), batch.params(session_id, db.owner_id))
+            counts = cur.fetchone()
+            if not counts or not counts[0]:
+                raise AccessDenied(f"session {session_id!r} belongs to another owner")
+            return int(counts[2])
+
+    return run
+
+
 def _load_creds(db: Database, session_id: str, keyring: Keyring) -> Any:
     def load(conn: Connection[Any]) -> dict[str, Any] | None:
         with conn.cursor(binary=True) as cur:
@@ -322,6 +452,54 @@ def _load_creds(db: Database, session_id: str, keyring: Keyring) -> Any:
         return None if sealed is None else _records.open_creds(keyring, session_id, sealed)
 
     return load
+
+
+def materialize(
+    source: str | ConnectionPool[Any],
+    root: str | os.PathLike[str],
+    *,
+    keyring: Keyring,
+    session_ids: Iterable[str] | None = None,
+    owner_id: str | None = None,
+    schema: str = DEFAULT_SCHEMA,
+    retry: RetryPolicy = DEFAULT_POLICY,
+    fsync: bool = False,
+) -> MaterializeReport:
+    """Rebuild ``root/<id>/`` for many sessions (None: every active one), before Baileys starts.
+
+    Each folder is written as :meth:`PostgresAuthState.materialize` writes one. Sessions
+    with no creds are not written and are listed in the report's ``without_creds``.
+    """
+    db = Database(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=2)
+    report = MaterializeReport()
+    try:
+        db.open(migrate=False)
+        if session_ids is None:
+            infos = list_sessions(
+                source, owner_id=owner_id, status="active", schema=schema, retry=retry
+            )
+            wanted = [info.session_id for info in infos]
+        else:
+            wanted = [layout.validate_session_id(s) for s in session_ids]
+        for session_id in wanted:
+            files = db.run(
+                f"materialize session {session_id!r}", _read_records(db, session_id, keyring)
+            )
+            if layout.CREDS_FILE not in files:
+                report.without_creds.append(session_id)
+                continue
+            report.written[session_id] = to_thread(
+                _folders.write_folder, Path(root), session_id, files, fsync=fsync
+            )
+    finally:
+        db.close()
+    logger.info(
+        "materialized %d sessions into %s (%d without creds)",
+        len(report.written),
+        root,
+        len(report.without_creds),
+    )
+    return report
 
 
 def list_sessions(
@@ -351,3 +529,26 @@ def list_sessions(
         return db.run("list sessions", op)
     finally:
         db.close()
+
+
+def _check_same_account(
+    session_id: str, stored: dict[str, Any], creds: dict[str, Any] | None
+) -> None:
+    """Refuse an import that would replace the stored account's creds."""
+    held = _folders.identity_of(stored)
+    if creds is None:
+        raise IdentityConflict(
+            f"session {session_id!r}: the folder has no creds.json; importing it would remove "
+            f"the stored creds{_of_account(held)} (pass force=True to do it anyway)"
+        )
+    incoming = _folders.identity_of(creds)
+    if not held.same_account(incoming):
+        raise IdentityConflict(
+            f"session {session_id!r}: the folder holds another account's creds"
+            f"{_of_account(incoming)} than the stored ones{_of_account(held)}; "
+            "pass force=True to replace them"
+        )
+
+
+def _of_account(identity: _folders.Identity) -> str:
+    return f" ({identity.account})" if identity.account else ""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import Connection
 
@@ -39,7 +39,9 @@ from .._pending import Counters, Entry, Pending, Stats, key_entries, seal
 from ..encryption import Keyring
 from ..errors import AccessDenied, StoreUnavailable, WaauthError
 from ..retry import RetryPolicy
-from .database import Database
+from .database import Database, Operation
+
+T = TypeVar("T")
 
 logger = logging.getLogger("waauth")
 
@@ -119,13 +121,15 @@ class Writer:
         finally:
             self._write_lock.release()
 
-    def discard_and_run(self, doing: str, op: Any) -> None:
-        """Drop everything pending and run ``op`` (a logout) with no write in between."""
+    def replace_all(self, doing: str, op: Operation[T]) -> T:
+        """Run ``op`` (a logout, an import) with no other write in between; once it succeeds,
+        drop everything pending, which it replaced."""
         with self._write_lock:
+            result = self._db.run(doing, op)
             with self._cond:
                 self._pending.discard()
                 self._cond.notify_all()
-            self._db.run(doing, op)
+            return result
 
     def flush(self, timeout: float | None = None) -> None:
         """Return once everything saved before the call is in the database.

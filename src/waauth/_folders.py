@@ -1,0 +1,237 @@
+"""Session folders on disk: reading them for import, writing them atomically, scanning them.
+
+No database here; the async and sync code call these (the async side through a worker thread,
+so that file I/O never blocks an event loop).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from . import _records, codec, layout
+from .errors import CorruptRecord, InvalidInput, WaauthError
+
+logger = logging.getLogger("waauth")
+
+FOLDER_MODE: Final = 0o700
+FILE_MODE: Final = 0o600
+_TEMP_MARK: Final = ".waauth-"  # prefix of the folders materialize builds beside the target
+
+
+@dataclass
+class FolderContents:
+    """The record files of a session folder, exactly as on disk."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    """Entries that are not records (dotfiles, temp files, subfolders), left alone."""
+
+
+def read_folder(folder: Path, session_id: str) -> FolderContents:
+    """Read every record file of ``folder``; entries that are not records are listed as skipped."""
+    if not folder.is_dir():
+        raise InvalidInput(f"session {session_id!r}: {str(folder)!r} is not a folder")
+    contents = FolderContents()
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file(follow_symlinks=False) and layout.is_record_file(entry.name):
+            with open(entry.path, "rb") as f:
+                contents.files[entry.name] = f.read()
+        else:
+            contents.skipped.append(entry.name)
+    return contents
+
+
+def check_record(session_id: str, name: str, data: bytes) -> Any:
+    """Parse a record as Baileys would read it; raise :class:`CorruptRecord` naming the file.
+
+    ``creds.json`` must also hold the fields that make it creds.
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptRecord(session_id, name, f"not valid JSON ({exc.msg})") from None
+    if name == layout.CREDS_FILE:
+        missing = (
+            list(_records.CREDS_REQUIRED)
+            if not isinstance(value, dict)
+            else [f for f in _records.CREDS_REQUIRED if f not in value]
+        )
+        if missing:
+            raise CorruptRecord(session_id, name, f"creds lack {', '.join(missing)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which account a creds file belongs to: its identity key and, once paired, its me.id."""
+
+    identity_key: bytes | None
+    account: str | None
+
+    def same_account(self, other: Identity) -> bool:
+        if self.identity_key and other.identity_key and self.identity_key != other.identity_key:
+            return False
+        return not (self.account and other.account and self.account != other.account)
+
+
+def identity_of(creds: Mapping[str, Any]) -> Identity:
+    """The identity of decoded creds (``bytes`` for Buffers, as ``codec.decode`` gives)."""
+    key = creds.get("signedIdentityKey")
+    public = key.get("public") if isinstance(key, Mapping) else None
+    return Identity(public if isinstance(public, bytes) else None, _records.account_of(creds))
+
+
+def identity_of_bytes(data: bytes) -> Identity:
+    return identity_of(codec.decode(data))
+
+
+# -- writing a folder atomically -------------------------------------------------------------
+
+
+def write_folder(
+    root: Path, session_id: str, files: Mapping[str, bytes], *, fsync: bool = False
+) -> Path:
+    """Make ``root/<session_id>`` hold exactly ``files``, atomically.
+
+    The folder is built beside the target and swapped in with one ``renameat2`` exchange, so a
+    process killed at any moment leaves the old complete folder or the new complete one, never
+    a mix. Folder mode 0700, files 0600. ``fsync`` also makes it survive a power loss.
+    """
+    layout.validate_session_id(session_id)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / session_id
+    _remove_leftovers(root, session_id)
+    building = root / f".{session_id}{_TEMP_MARK}{secrets.token_hex(4)}"
+    os.mkdir(building, FOLDER_MODE)
+    try:
+        os.chmod(building, FOLDER_MODE)  # mkdir's mode is filtered by the umask
+        for name, data in files.items():
+            _write_file(building / name, data, fsync)
+        if fsync:
+            _fsync_dir(building)
+        _swap_in(building, target)
+        if fsync:
+            _fsync_dir(root)
+    finally:
+        # After a swap `building` holds the old folder; after a failure, the partial new one.
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+def _write_file(path: Path, data: bytes, fsync: bool) -> None:
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+    )
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(root: Path, session_id: str) -> None:
+    """Folders left by a materialize that was killed: never a session's real folder."""
+    prefix = f".{session_id}{_TEMP_MARK}"
+    for entry in os.scandir(root):
+        if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+    # A swap interrupted on a file system without renameat2 (see _swap_in) left the old
+    # folder aside and no target: put it back, so that Baileys finds its session.
+    aside = root / f".{session_id}.waauth-old"
+    if aside.is_dir() and not (root / session_id).exists():
+        os.rename(aside, root / session_id)
+
+
+_RENAME_EXCHANGE: Final = 2
+_AT_FDCWD: Final = -100
+_libc: Any = None
+
+
+def _renameat2_exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux >= 3.15); False where that is not supported."""
+    global _libc  # noqa: PLW0603 - loaded once, on first use
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.renameat2  # noqa: B018 - raises AttributeError without it
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc is False:
+        return False
+    if _libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(building: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(building, target)
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise WaauthError(f"{str(target)!r} exists and is not a folder; not replacing it")
+    if _renameat2_exchange(building, target):
+        return
+    # No atomic exchange here (some file systems): move the old folder aside first. A crash
+    # between the two renames is repaired by the next materialize (_remove_leftovers).
+    aside = target.parent / f".{target.name}.waauth-old"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.rename(target, aside)
+    os.rename(building, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+# -- watching a live folder ---------------------------------------------------------------------
+
+
+Signature = tuple[int, int]  # (mtime_ns, size): enough to spot a changed file cheaply
+
+
+def scan(folder: Path) -> dict[str, Signature]:
+    """Record files of a live folder and their signatures (missing folder: empty)."""
+    found: dict[str, Signature] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if layout.is_record_file(entry.name):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            found[entry.name] = (st.st_mtime_ns, st.st_size)
+    return found
+
+
+def read_file(path: Path) -> bytes | None:
+    """A file's bytes, or None if it vanished meanwhile."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
