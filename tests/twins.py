@@ -81,6 +81,11 @@ class Twin:
             return await coro(*args, **kwargs)
         return await asyncio.to_thread(functools.partial(sync, *args, **kwargs))
 
+    def mirror(self, source: Any, root: Any, **kwargs: Any) -> Awaitable:
+        """A Mirror or an AsyncMirror (not started), wrapped."""
+        cls = waauth.AsyncMirror if self.is_async else waauth.Mirror
+        return Awaitable(cls(source, root, **kwargs), self.is_async)
+
     async def list_sessions(self, source: Any, **kwargs: Any) -> list[waauth.SessionInfo]:
         result: list[waauth.SessionInfo] = await self.call(
             waauth.list_sessions, waauth.alist_sessions, source, **kwargs

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from . import codec, layout
 from ._async.migrations import aenable_row_level_security, amigrate
+from ._async.mirror import AsyncMirror
 from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions, amaterialize
+from ._mirroring import MirrorStats
 from ._sync.migrations import enable_row_level_security, migrate
+from ._sync.mirror import Mirror
 from ._sync.state import Keys, PostgresAuthState, list_sessions, materialize
 from .encryption import Keyring
 from .errors import (
@@ -34,6 +37,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AccessDenied",
     "AsyncKeys",
+    "AsyncMirror",
     "AsyncPostgresAuthState",
     "ConfigurationError",
     "CorruptRecord",
@@ -46,6 +50,8 @@ __all__ = [
     "LeaseHeld",
     "LeaseLost",
     "MaterializeReport",
+    "Mirror",
+    "MirrorStats",
     "PostgresAuthState",
     "RecordError",
     "RetryPolicy",

@@ -47,6 +47,7 @@ class AsyncOpener(Generic[T]):
 
 AsyncCondition = asyncio.Condition
 AsyncLock = asyncio.Lock
+AsyncEvent = asyncio.Event
 AsyncWorker = asyncio.Task[None]  # the background writer: a task here, a thread in the sync twin
 
 

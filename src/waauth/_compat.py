@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from threading import Condition, Lock
+from threading import Condition, Event, Lock
 from typing import Any, TypeVar
 
 __all__ = [
     "Condition",
+    "Event",
     "Lock",
     "Worker",
     "condition_wait",

@@ -51,8 +51,12 @@ WITH session AS (
     WHERE r.session_id = session.session_id
       AND (
         r.file_name = ANY(%(deletes)b::text[])
-        -- an import replaces the whole session: files not in it go
-        OR (%(replace)s::boolean AND r.file_name <> ALL(%(files)b::text[]))
+        -- an import replaces the whole session: files not in it go (but those in `keep`)
+        OR (
+            %(replace)s::boolean
+            AND r.file_name <> ALL(%(files)b::text[])
+            AND r.file_name <> ALL(%(keep)b::text[])
+        )
       )
     RETURNING 1
 ), upserted AS (

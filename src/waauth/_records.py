@@ -45,7 +45,9 @@ class Batch:
     has_creds: bool = False
     account: str | None = None
     replace: bool = False
-    """Delete every stored file of the session that is not in this batch (an import)."""
+    """Delete every stored file of the session that is not in this batch (an import)..."""
+    keep: list[str] = field(default_factory=list)
+    """... except these (files present but not pushed this time)."""
 
     def __len__(self) -> int:
         return len(self.files) + len(self.deletes)
@@ -63,6 +65,7 @@ class Batch:
             "values": self.values,
             "deletes": self.deletes,
             "replace": self.replace,
+            "keep": self.keep,
         }
 
 

@@ -23,9 +23,7 @@ from .._acompat import (
 from .._pending import Stats
 from ..encryption import Keyring
 from ..errors import (
-    AccessDenied,
     ConfigurationError,
-    IdentityConflict,
     InvalidInput,
     SessionNotFound,
     WaauthError,
@@ -33,7 +31,8 @@ from ..errors import (
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
-from .database import AsyncDatabase, Operation
+from .database import AsyncDatabase
+from .ops import guarded_write, load_creds, read_records
 from .writer import AsyncWriter
 
 logger = logging.getLogger("waauth")
@@ -150,7 +149,7 @@ class AsyncPostgresAuthState:
         try:
             await db.open(migrate=migrate)
             creds = await db.run(
-                f"open session {session_id!r}", _load_creds(db, session_id, keyring)
+                f"open session {session_id!r}", load_creds(db, session_id, keyring)
             )
         except BaseException:
             await db.close()
@@ -240,7 +239,7 @@ class AsyncPostgresAuthState:
         await self._writer.flush()
         files = await self._db.run(
             f"materialize session {self.session_id!r}",
-            _read_records(self._db, self.session_id, self._keyring),
+            read_records(self._db, self.session_id, self._keyring),
         )
         if layout.CREDS_FILE not in files:
             raise SessionNotFound(
@@ -289,7 +288,7 @@ class AsyncPostgresAuthState:
         if creds is not None:
             batch.has_creds = True
             batch.account = _records.account_of(creds)
-        op = _import(self._db, self.session_id, self._keyring, batch, creds, force=force)
+        op = guarded_write(self._db, self.session_id, self._keyring, batch, creds, force=force)
         deleted = await self._writer.replace_all(f"import into session {self.session_id!r}", op)
         self._creds = creds
         logger.info(
@@ -394,73 +393,6 @@ class AsyncKeys:
         return f"<{type(self).__name__} of session {self._state.session_id!r}>"
 
 
-def _read_records(
-    db: AsyncDatabase, session_id: str, keyring: Keyring
-) -> Operation[dict[str, bytes]]:
-    async def read(conn: AsyncConnection[Any]) -> dict[str, bytes]:
-        async with conn.cursor(binary=True) as cur:
-            await cur.execute(
-                db.sql(_queries.ALL_RECORDS), {"session_id": session_id, "owner": db.owner_id}
-            )
-            rows = await cur.fetchall()
-        return {
-            name: keyring.decrypt(sealed, session_id=session_id, file_name=name)
-            for name, sealed in rows
-        }
-
-    return read
-
-
-def _import(
-    db: AsyncDatabase,
-    session_id: str,
-    keyring: Keyring,
-    batch: _records.Batch,
-    creds: dict[str, Any] | None,
-    *,
-    force: bool,
-) -> Operation[int]:
-    async def run(conn: AsyncConnection[Any]) -> int:
-        async with conn.transaction():
-            async with conn.cursor(binary=True) as cur:
-                await cur.execute(
-                    db.sql(_queries.LOCK_FOR_IMPORT),
-                    {"session_id": session_id, "creds_file": layout.CREDS_FILE},
-                )
-                row = await cur.fetchone()
-            if row is not None:
-                owner, sealed = row
-                if db.owner_id is not None and owner != db.owner_id:
-                    raise AccessDenied(f"session {session_id!r} belongs to another owner")
-                if sealed is not None and not force:
-                    stored = _records.open_creds(keyring, session_id, sealed)
-                    _check_same_account(session_id, stored, creds)
-            cur = await conn.execute(db.sql(_queries.WRITE), batch.params(session_id, db.owner_id))
-            counts = await cur.fetchone()
-            if not counts or not counts[0]:
-                raise AccessDenied(f"session {session_id!r} belongs to another owner")
-            return int(counts[2])
-
-    return run
-
-
-def _load_creds(db: AsyncDatabase, session_id: str, keyring: Keyring) -> Any:
-    async def load(conn: AsyncConnection[Any]) -> dict[str, Any] | None:
-        async with conn.cursor(binary=True) as cur:
-            await cur.execute(
-                db.sql(_queries.LOAD), {"session_id": session_id, "creds_file": layout.CREDS_FILE}
-            )
-            row = await cur.fetchone()
-        if row is None:
-            return None  # never stored: the one case where creds are None without a row
-        owner, sealed = row
-        if db.owner_id is not None and owner != db.owner_id:
-            raise AccessDenied(f"session {session_id!r} belongs to another owner")
-        return None if sealed is None else _records.open_creds(keyring, session_id, sealed)
-
-    return load
-
-
 async def amaterialize(
     source: str | AsyncConnectionPool[Any],
     root: str | os.PathLike[str],
@@ -490,7 +422,7 @@ async def amaterialize(
             wanted = [layout.validate_session_id(s) for s in session_ids]
         for session_id in wanted:
             files = await db.run(
-                f"materialize session {session_id!r}", _read_records(db, session_id, keyring)
+                f"materialize session {session_id!r}", read_records(db, session_id, keyring)
             )
             if layout.CREDS_FILE not in files:
                 report.without_creds.append(session_id)
@@ -536,26 +468,3 @@ async def alist_sessions(
         return await db.run("list sessions", op)
     finally:
         await db.close()
-
-
-def _check_same_account(
-    session_id: str, stored: dict[str, Any], creds: dict[str, Any] | None
-) -> None:
-    """Refuse an import that would replace the stored account's creds."""
-    held = _folders.identity_of(stored)
-    if creds is None:
-        raise IdentityConflict(
-            f"session {session_id!r}: the folder has no creds.json; importing it would remove "
-            f"the stored creds{_of_account(held)} (pass force=True to do it anyway)"
-        )
-    incoming = _folders.identity_of(creds)
-    if not held.same_account(incoming):
-        raise IdentityConflict(
-            f"session {session_id!r}: the folder holds another account's creds"
-            f"{_of_account(incoming)} than the stored ones{_of_account(held)}; "
-            "pass force=True to replace them"
-        )
-
-
-def _of_account(identity: _folders.Identity) -> str:
-    return f" ({identity.account})" if identity.account else ""

@@ -24,9 +24,7 @@ from .._compat import (
 from .._pending import Stats
 from ..encryption import Keyring
 from ..errors import (
-    AccessDenied,
     ConfigurationError,
-    IdentityConflict,
     InvalidInput,
     SessionNotFound,
     WaauthError,
@@ -34,7 +32,8 @@ from ..errors import (
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
-from .database import Database, Operation
+from .database import Database
+from .ops import guarded_write, load_creds, read_records
 from .writer import Writer
 
 logger = logging.getLogger("waauth")
@@ -150,7 +149,7 @@ class PostgresAuthState:
         )
         try:
             db.open(migrate=migrate)
-            creds = db.run(f"open session {session_id!r}", _load_creds(db, session_id, keyring))
+            creds = db.run(f"open session {session_id!r}", load_creds(db, session_id, keyring))
         except BaseException:
             db.close()
             raise
@@ -239,7 +238,7 @@ class PostgresAuthState:
         self._writer.flush()
         files = self._db.run(
             f"materialize session {self.session_id!r}",
-            _read_records(self._db, self.session_id, self._keyring),
+            read_records(self._db, self.session_id, self._keyring),
         )
         if layout.CREDS_FILE not in files:
             raise SessionNotFound(
@@ -284,7 +283,7 @@ class PostgresAuthState:
         if creds is not None:
             batch.has_creds = True
             batch.account = _records.account_of(creds)
-        op = _import(self._db, self.session_id, self._keyring, batch, creds, force=force)
+        op = guarded_write(self._db, self.session_id, self._keyring, batch, creds, force=force)
         deleted = self._writer.replace_all(f"import into session {self.session_id!r}", op)
         self._creds = creds
         logger.info(
@@ -389,71 +388,6 @@ class Keys:
         return f"<{type(self).__name__} of session {self._state.session_id!r}>"
 
 
-def _read_records(db: Database, session_id: str, keyring: Keyring) -> Operation[dict[str, bytes]]:
-    def read(conn: Connection[Any]) -> dict[str, bytes]:
-        with conn.cursor(binary=True) as cur:
-            cur.execute(
-                db.sql(_queries.ALL_RECORDS), {"session_id": session_id, "owner": db.owner_id}
-            )
-            rows = cur.fetchall()
-        return {
-            name: keyring.decrypt(sealed, session_id=session_id, file_name=name)
-            for name, sealed in rows
-        }
-
-    return read
-
-
-def _import(
-    db: Database,
-    session_id: str,
-    keyring: Keyring,
-    batch: _records.Batch,
-    creds: dict[str, Any] | None,
-    *,
-    force: bool,
-) -> Operation[int]:
-    def run(conn: Connection[Any]) -> int:
-        with conn.transaction():
-            with conn.cursor(binary=True) as cur:
-                cur.execute(
-                    db.sql(_queries.LOCK_FOR_IMPORT),
-                    {"session_id": session_id, "creds_file": layout.CREDS_FILE},
-                )
-                row = cur.fetchone()
-            if row is not None:
-                owner, sealed = row
-                if db.owner_id is not None and owner != db.owner_id:
-                    raise AccessDenied(f"session {session_id!r} belongs to another owner")
-                if sealed is not None and not force:
-                    stored = _records.open_creds(keyring, session_id, sealed)
-                    _check_same_account(session_id, stored, creds)
-            cur = conn.execute(db.sql(_queries.WRITE), batch.params(session_id, db.owner_id))
-            counts = cur.fetchone()
-            if not counts or not counts[0]:
-                raise AccessDenied(f"session {session_id!r} belongs to another owner")
-            return int(counts[2])
-
-    return run
-
-
-def _load_creds(db: Database, session_id: str, keyring: Keyring) -> Any:
-    def load(conn: Connection[Any]) -> dict[str, Any] | None:
-        with conn.cursor(binary=True) as cur:
-            cur.execute(
-                db.sql(_queries.LOAD), {"session_id": session_id, "creds_file": layout.CREDS_FILE}
-            )
-            row = cur.fetchone()
-        if row is None:
-            return None  # never stored: the one case where creds are None without a row
-        owner, sealed = row
-        if db.owner_id is not None and owner != db.owner_id:
-            raise AccessDenied(f"session {session_id!r} belongs to another owner")
-        return None if sealed is None else _records.open_creds(keyring, session_id, sealed)
-
-    return load
-
-
 def materialize(
     source: str | ConnectionPool[Any],
     root: str | os.PathLike[str],
@@ -483,7 +417,7 @@ def materialize(
             wanted = [layout.validate_session_id(s) for s in session_ids]
         for session_id in wanted:
             files = db.run(
-                f"materialize session {session_id!r}", _read_records(db, session_id, keyring)
+                f"materialize session {session_id!r}", read_records(db, session_id, keyring)
             )
             if layout.CREDS_FILE not in files:
                 report.without_creds.append(session_id)
@@ -529,26 +463,3 @@ def list_sessions(
         return db.run("list sessions", op)
     finally:
         db.close()
-
-
-def _check_same_account(
-    session_id: str, stored: dict[str, Any], creds: dict[str, Any] | None
-) -> None:
-    """Refuse an import that would replace the stored account's creds."""
-    held = _folders.identity_of(stored)
-    if creds is None:
-        raise IdentityConflict(
-            f"session {session_id!r}: the folder has no creds.json; importing it would remove "
-            f"the stored creds{_of_account(held)} (pass force=True to do it anyway)"
-        )
-    incoming = _folders.identity_of(creds)
-    if not held.same_account(incoming):
-        raise IdentityConflict(
-            f"session {session_id!r}: the folder holds another account's creds"
-            f"{_of_account(incoming)} than the stored ones{_of_account(held)}; "
-            "pass force=True to replace them"
-        )
-
-
-def _of_account(identity: _folders.Identity) -> str:
-    return f" ({identity.account})" if identity.account else ""

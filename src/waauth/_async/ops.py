@@ -1,0 +1,127 @@
+"""Database operations shared by the auth state, materialize and the mirror.
+
+Each function returns an operation for :meth:`AsyncDatabase.run`, which retries it as a whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from .. import _folders, _queries, _records, layout
+from ..encryption import Keyring
+from ..errors import AccessDenied, IdentityConflict
+from .database import AsyncDatabase, Operation
+
+
+def read_records(
+    db: AsyncDatabase, session_id: str, keyring: Keyring
+) -> Operation[dict[str, bytes]]:
+    async def read(conn: AsyncConnection[Any]) -> dict[str, bytes]:
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(
+                db.sql(_queries.ALL_RECORDS), {"session_id": session_id, "owner": db.owner_id}
+            )
+            rows = await cur.fetchall()
+        return {
+            name: keyring.decrypt(sealed, session_id=session_id, file_name=name)
+            for name, sealed in rows
+        }
+
+    return read
+
+
+def guarded_write(
+    db: AsyncDatabase,
+    session_id: str,
+    keyring: Keyring,
+    batch: _records.Batch,
+    creds: dict[str, Any] | None,
+    *,
+    force: bool,
+) -> Operation[int]:
+    """Write ``batch`` unless it would replace the stored account's creds (then raise
+    :class:`IdentityConflict` and write nothing); return the number of rows deleted.
+
+    ``creds`` is the decoded ``creds.json`` the batch writes, or None if it writes none. The
+    check runs when the batch writes creds or replaces the session (an import), with the
+    session row locked until the write commits.
+    """
+
+    async def run(conn: AsyncConnection[Any]) -> int:
+        async with conn.transaction():
+            if batch.replace or creds is not None:
+                await _check_account(conn, db, session_id, keyring, creds, force=force)
+            cur = await conn.execute(db.sql(_queries.WRITE), batch.params(session_id, db.owner_id))
+            counts = await cur.fetchone()
+            if not counts or not counts[0]:
+                raise AccessDenied(f"session {session_id!r} belongs to another owner")
+            return int(counts[2])
+
+    return run
+
+
+async def _check_account(
+    conn: AsyncConnection[Any],
+    db: AsyncDatabase,
+    session_id: str,
+    keyring: Keyring,
+    creds: dict[str, Any] | None,
+    *,
+    force: bool,
+) -> None:
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(
+            db.sql(_queries.LOCK_FOR_IMPORT),
+            {"session_id": session_id, "creds_file": layout.CREDS_FILE},
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return
+    owner, sealed = row
+    if db.owner_id is not None and owner != db.owner_id:
+        raise AccessDenied(f"session {session_id!r} belongs to another owner")
+    if sealed is not None and not force:
+        stored = _records.open_creds(keyring, session_id, sealed)
+        _check_same_account(session_id, stored, creds)
+
+
+def load_creds(db: AsyncDatabase, session_id: str, keyring: Keyring) -> Any:
+    async def load(conn: AsyncConnection[Any]) -> dict[str, Any] | None:
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(
+                db.sql(_queries.LOAD), {"session_id": session_id, "creds_file": layout.CREDS_FILE}
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None  # never stored: the one case where creds are None without a row
+        owner, sealed = row
+        if db.owner_id is not None and owner != db.owner_id:
+            raise AccessDenied(f"session {session_id!r} belongs to another owner")
+        return None if sealed is None else _records.open_creds(keyring, session_id, sealed)
+
+    return load
+
+
+def _check_same_account(
+    session_id: str, stored: dict[str, Any], creds: dict[str, Any] | None
+) -> None:
+    """Refuse an import that would replace the stored account's creds."""
+    held = _folders.identity_of(stored)
+    if creds is None:
+        raise IdentityConflict(
+            f"session {session_id!r}: the folder has no creds.json; importing it would remove "
+            f"the stored creds{_of_account(held)} (pass force=True to do it anyway)"
+        )
+    incoming = _folders.identity_of(creds)
+    if not held.same_account(incoming):
+        raise IdentityConflict(
+            f"session {session_id!r}: the folder holds another account's creds"
+            f"{_of_account(incoming)} than the stored ones{_of_account(held)}; "
+            "pass force=True to replace them"
+        )
+
+
+def _of_account(identity: _folders.Identity) -> str:
+    return f" ({identity.account})" if identity.account else ""

@@ -1,0 +1,136 @@
+"""What the live mirror knows about each session folder: no database here.
+
+A :class:`Tracker` remembers the signature (mtime, size) of every file it has pushed. A scan
+finds what changed since; a changed file is read and pushed only if it parses, because Baileys
+writes files in place (no temp file) and a scan can catch one half-written. Such a file is
+retried on the next tick and reported if it stays broken.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _folders, _records, codec, layout
+from .encryption import Keyring
+from .errors import CorruptRecord
+
+logger = logging.getLogger("waauth")
+
+
+@dataclass
+class Plan:
+    """One tick's push for one session."""
+
+    batch: _records.Batch
+    creds: dict[str, Any] | None
+    """The decoded creds.json being pushed, if it changed."""
+    signatures: dict[str, _folders.Signature]
+    """Signatures of the files this push covers (upserted, or deleted: None)."""
+    deleted: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
+@dataclass
+class Tracker:
+    """One mirrored session folder."""
+
+    session_id: str
+    folder: Path
+    pushed: dict[str, _folders.Signature] = field(default_factory=dict)
+    synced: bool = False
+    """Whether a first full sync (which also deletes rows for files not in the folder) ran."""
+    broken: dict[str, float] = field(default_factory=dict)
+    """Files that did not parse, and since when (monotonic)."""
+    reported: set[str] = field(default_factory=set)
+    refused: str | None = None
+    """Why this session is not mirrored (e.g. its creds belong to another account)."""
+
+    def plan(self, keyring: Keyring, broken_grace: float) -> Plan | None:
+        """What to push now, or None if nothing changed. Reads files; no database."""
+        current = _folders.scan(self.folder)
+        if layout.CREDS_FILE not in current:
+            # A wiped or half-created folder (a redeploy, a logout): never push its absence.
+            if self.pushed or current:
+                self._report_once(
+                    layout.CREDS_FILE, "the folder has no creds.json; not mirroring it"
+                )
+            return None
+        self.reported.discard(layout.CREDS_FILE)
+        changed = [name for name, sig in current.items() if self.pushed.get(name) != sig]
+        gone = [] if not self.synced else [name for name in self.pushed if name not in current]
+        if not changed and not gone and self.synced:
+            return None
+        batch = _records.Batch(replace=not self.synced)
+        signatures: dict[str, _folders.Signature] = {}
+        creds = None
+        now = time.monotonic()
+        for name in sorted(changed):
+            data = _folders.read_file(self.folder / name)
+            if data is None:
+                continue  # deleted since the scan: the next tick sees it gone
+            try:
+                value = _folders.check_record(self.session_id, name, data)
+            except CorruptRecord as exc:
+                first = self.broken.setdefault(name, now)
+                if now - first >= broken_grace:
+                    self._report_once(name, f"{exc.reason}, for {now - first:.0f} s; not pushed")
+                continue
+            self.broken.pop(name, None)
+            self.reported.discard(name)
+            key_type, key_id = layout.parse_file_name(name)
+            _records.add_row(
+                batch, keyring, self.session_id, name, key_type=key_type, key_id=key_id, data=data
+            )
+            signatures[name] = current[name]
+            if name == layout.CREDS_FILE:
+                creds = codec.decode(data) if isinstance(value, dict) else None
+                batch.has_creds = True
+                batch.account = None if creds is None else _records.account_of(creds)
+        if not self.synced:
+            if layout.CREDS_FILE not in signatures:
+                return None  # the first sync replaces the session: only with creds that parse
+            # Files on disk that did not parse (yet) keep their stored rows.
+            batch.keep = sorted(set(current) - set(signatures))
+        batch.deletes.extend(sorted(gone))
+        if not len(batch) and self.synced:
+            return None
+        return Plan(batch, creds, signatures, deleted=sorted(gone))
+
+    def done(self, plan: Plan) -> None:
+        """The plan reached the database."""
+        self.pushed.update(plan.signatures)
+        for name in plan.deleted:
+            self.pushed.pop(name, None)
+        if plan.batch.replace:
+            self.pushed = {n: s for n, s in self.pushed.items() if n in plan.signatures}
+        self.synced = True
+
+    def _report_once(self, name: str, why: str) -> None:
+        if name not in self.reported:
+            self.reported.add(name)
+            logger.warning("mirror of session %s: %s: %s", self.session_id, name, why)
+
+
+@dataclass(frozen=True)
+class MirrorStats:
+    """What a mirror has done so far. No secrets."""
+
+    sessions: int = 0
+    pushes: int = 0
+    """Transactions committed (one per session per tick with changes)."""
+    files_pushed: int = 0
+    files_deleted: int = 0
+    failures: int = 0
+    broken: tuple[str, ...] = ()
+    """``session/file`` of files that did not parse at the last look."""
+    refused: tuple[str, ...] = ()
+    """Sessions not mirrored, with the reason."""
+    last_push: float | None = None
+    """Seconds since the last push."""
+    last_error: str | None = None
