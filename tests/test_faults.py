@@ -94,7 +94,7 @@ async def _terminate_writes(conn: psycopg.Connection[Any], done: asyncio.Event) 
     while not done.is_set():
         row = conn.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE state = 'active' AND query LIKE '%%WITH session AS%%'"
+            " WHERE state = 'active' AND query LIKE '%%fence AS%%'"  # the write statement's start
             " AND pid <> pg_backend_pid()"
         ).fetchone()
         if row and row[0]:

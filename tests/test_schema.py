@@ -42,7 +42,16 @@ EXPECTED_COLUMNS = {
         "updated_at": ("timestamp with time zone", False),
     },
 }
+EXPECTED_COLUMNS["leases"] = {
+    "session_id": ("text", False),
+    "token": ("bigint", False),
+    "host": ("text", False),
+    "pid": ("integer", False),
+    "acquired_at": ("timestamp with time zone", False),
+    "expires_at": ("timestamp with time zone", False),
+}
 EXPECTED_PRIMARY_KEYS = {
+    "leases": ["session_id"],
     "schema_version": ["version"],
     "sessions": ["session_id"],
     "records": ["session_id", "file_name"],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from . import codec, layout
+from ._async.lease import AsyncLease
 from ._async.migrations import aenable_row_level_security, amigrate
 from ._async.mirror import AsyncMirror
 from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions, amaterialize
 from ._mirroring import MirrorStats
+from ._sync.lease import Lease
 from ._sync.migrations import enable_row_level_security, migrate
 from ._sync.mirror import Mirror
 from ._sync.state import Keys, PostgresAuthState, list_sessions, materialize
@@ -37,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AccessDenied",
     "AsyncKeys",
+    "AsyncLease",
     "AsyncMirror",
     "AsyncPostgresAuthState",
     "ConfigurationError",
@@ -47,6 +50,7 @@ __all__ = [
     "InvalidInput",
     "Keyring",
     "Keys",
+    "Lease",
     "LeaseHeld",
     "LeaseLost",
     "MaterializeReport",

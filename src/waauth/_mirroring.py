@@ -50,6 +50,8 @@ class Tracker:
     reported: set[str] = field(default_factory=set)
     refused: str | None = None
     """Why this session is not mirrored (e.g. its creds belong to another account)."""
+    held_elsewhere: str | None = None
+    """Another live process holds the session's lease: retried on later passes."""
 
     def plan(self, keyring: Keyring, broken_grace: float) -> Plan | None:
         """What to push now, or None if nothing changed. Reads files; no database."""
@@ -131,6 +133,8 @@ class MirrorStats:
     """``session/file`` of files that did not parse at the last look."""
     refused: tuple[str, ...] = ()
     """Sessions not mirrored, with the reason."""
+    held_elsewhere: tuple[str, ...] = ()
+    """Sessions whose lease another live process holds (not mirrored until it is free)."""
     last_push: float | None = None
     """Seconds since the last push."""
     last_error: str | None = None

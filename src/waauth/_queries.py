@@ -32,13 +32,24 @@ WHERE r.session_id = %(session_id)s AND r.file_name = ANY(%(names)b::text[])
   AND (%(owner)s::text IS NULL OR r.owner_id = %(owner)s::text)
 """
 
+# Fencing: with a lease token, a statement writes only while the lease still has that token.
+# FOR SHARE makes a takeover (which updates the lease row) wait for the write, or the write
+# see the takeover: never both.
+_FENCE: Final = """
+fence AS (
+    SELECT 1 FROM {schema}.leases
+    WHERE session_id = %(session_id)s AND token = %(token)s::bigint
+    FOR SHARE
+)"""
+_FENCED: Final = "(%(token)s::bigint IS NULL OR EXISTS (SELECT 1 FROM fence))"
+
 WRITE: Final = f"""
-WITH session AS (
+WITH {_FENCE}, session AS (
     INSERT INTO {{schema}}.sessions AS s (session_id, owner_id, status, account_id)
-    VALUES (
+    SELECT
         %(session_id)s, %(owner)s::text,
         CASE WHEN %(has_creds)s::boolean THEN 'active' ELSE 'new' END, %(account)s::text
-    )
+    WHERE {_FENCED}
     ON CONFLICT (session_id) DO UPDATE SET
         updated_at = now(),
         status = CASE WHEN %(has_creds)s::boolean THEN 'active' ELSE s.status END,
@@ -75,12 +86,14 @@ WITH session AS (
 )
 SELECT (SELECT count(*) FROM session),
        (SELECT count(*) FROM upserted),
-       (SELECT count(*) FROM deleted)
+       (SELECT count(*) FROM deleted),
+       {_FENCED}
 """
 """One statement, hence one transaction and one round trip: the session row (created on first
-write; the owner checked) and every upsert and delete of a batch (with ``replace``, also every
-file not in the batch). The first count is 0 when
-the session belongs to another owner, and then nothing was written."""
+write; the owner checked; the lease token fenced) and every upsert and delete of a batch (with
+``replace``, also every file not in the batch). Returns (sessions, upserted, deleted, fenced):
+the first is 0 when nothing was written (another owner's session), the last False when the
+lease was lost (then nothing was written either)."""
 
 LOCK_FOR_IMPORT: Final = LOAD + "FOR UPDATE OF s\n"
 """The stored creds, with the session row locked until the import's statement commits."""
@@ -94,16 +107,16 @@ WHERE r.session_id = %(session_id)s
 """Every file of a session, for materialize."""
 
 DELETE_SESSION: Final = f"""
-WITH session AS (
+WITH {_FENCE}, session AS (
     UPDATE {{schema}}.sessions s
     SET status = 'logged_out', account_id = NULL, updated_at = now()
-    WHERE s.session_id = %(session_id)s AND {_OWNED}
+    WHERE s.session_id = %(session_id)s AND {_OWNED} AND {_FENCED}
     RETURNING session_id
 ), deleted AS (
     DELETE FROM {{schema}}.records r USING session WHERE r.session_id = session.session_id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM session), (SELECT count(*) FROM deleted)
+SELECT (SELECT count(*) FROM session), (SELECT count(*) FROM deleted), {_FENCED}
 """
 """Log out: every record goes, the registry row stays with status 'logged_out'."""
 
@@ -125,3 +138,40 @@ WHERE {_OWNED}
   AND (%(session_ids)b::text[] IS NULL OR s.session_id = ANY(%(session_ids)b::text[]))
 ORDER BY s.session_id
 """
+
+ACQUIRE_LEASE: Final = """
+INSERT INTO {schema}.leases AS l (session_id, token, host, pid, acquired_at, expires_at)
+VALUES (%(session_id)s, 1, %(host)s, %(pid)s, now(), now() + make_interval(secs => %(ttl)s))
+ON CONFLICT (session_id) DO UPDATE SET
+    token = l.token + 1,
+    host = EXCLUDED.host,
+    pid = EXCLUDED.pid,
+    acquired_at = EXCLUDED.acquired_at,
+    expires_at = EXCLUDED.expires_at
+WHERE l.expires_at <= now()
+RETURNING token
+"""
+"""Take a free or expired lease (by the database's clock); no row when a live holder has it."""
+
+LEASE_HOLDER: Final = """
+SELECT host, pid, acquired_at, greatest(0, extract(epoch FROM expires_at - now()))::float8
+FROM {schema}.leases
+WHERE session_id = %(session_id)s AND expires_at > now()
+"""
+"""Who holds a session's lease, since when, and for how many more seconds (none: free)."""
+
+RENEW_LEASES: Final = """
+UPDATE {schema}.leases l
+SET expires_at = now() + make_interval(secs => %(ttl)s)
+FROM unnest(%(sessions)b::text[], %(tokens)b::int8[]) AS held(session_id, token)
+WHERE l.session_id = held.session_id AND l.token = held.token
+RETURNING l.session_id
+"""
+"""The heartbeat of every lease a process holds, in one statement; sessions not returned have
+passed to another holder (an expired lease nobody took is renewed: no one else wrote)."""
+
+RELEASE_LEASE: Final = """
+UPDATE {schema}.leases SET expires_at = now()
+WHERE session_id = %(session_id)s AND token = %(token)s
+"""
+"""A clean close frees the lease at once."""

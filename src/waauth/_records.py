@@ -52,11 +52,14 @@ class Batch:
     def __len__(self) -> int:
         return len(self.files) + len(self.deletes)
 
-    def params(self, session_id: str, owner: str | None) -> dict[str, Any]:
-        """The parameters of :data:`waauth._queries.WRITE`."""
+    def params(
+        self, session_id: str, owner: str | None, token: int | None = None
+    ) -> dict[str, Any]:
+        """The parameters of :data:`waauth._queries.WRITE` (``token``: the lease's, if any)."""
         return {
             "session_id": session_id,
             "owner": owner,
+            "token": token,
             "has_creds": self.has_creds,
             "account": self.account,
             "files": self.files,

@@ -7,6 +7,8 @@ the session and the file instead.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 __all__ = [
     "AccessDenied",
     "ConfigurationError",
@@ -116,6 +118,22 @@ class LeaseHeld(WaauthError):
     """Another live process holds the session's lease."""
 
     __module__ = "waauth"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+        since: datetime | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.host = host
+        """The holder's host name."""
+        self.pid = pid
+        """The holder's process id on that host."""
+        self.since = since
+        """When the holder took the lease."""
 
 
 class LeaseLost(WaauthError):

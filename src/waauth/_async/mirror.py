@@ -31,6 +31,8 @@ from ..errors import (
     ConfigurationError,
     IdentityConflict,
     InvalidInput,
+    LeaseHeld,
+    LeaseLost,
     StoreUnavailable,
     WaauthError,
 )
@@ -38,6 +40,7 @@ from ..layout import validate_session_id
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from .database import AsyncDatabase
+from .lease import DEFAULT_TTL, AsyncLeaseKeeper
 from .ops import guarded_write
 
 logger = logging.getLogger("waauth")
@@ -66,6 +69,8 @@ class AsyncMirror:
         rescan_interval: float = 30.0,
         broken_grace: float = 5.0,
         migrate: bool = True,
+        lease: bool = True,
+        lease_ttl: float = DEFAULT_TTL,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
@@ -88,6 +93,8 @@ class AsyncMirror:
         self._rescan_interval = rescan_interval
         self._broken_grace = broken_grace
         self._migrate = migrate
+        # One runner per session: mirror only the sessions whose lease this process holds.
+        self._leases = AsyncLeaseKeeper(self._db, ttl=lease_ttl) if lease else None
         self._trackers: dict[str, Tracker] = {}
         self._last_push: dict[str, float] = {}
         self._lock = AsyncLock()
@@ -103,6 +110,8 @@ class AsyncMirror:
         try:
             await self.flush()
         except BaseException:
+            if self._leases is not None:
+                await self._leases.close()
             await self._db.close()
             raise
         self._worker = aspawn(self._watch, "waauth-mirror")
@@ -116,7 +125,11 @@ class AsyncMirror:
                 await ajoin(self._worker, self._window + 5)
             await self.flush()
         finally:
-            await self._db.close()
+            try:
+                if self._leases is not None:
+                    await self._leases.close()
+            finally:
+                await self._db.close()
 
     async def flush(self) -> None:
         """Push every change of every folder now; raise StoreUnavailable if a push failed.
@@ -139,7 +152,15 @@ class AsyncMirror:
             sorted(f"{t.session_id}: {t.refused}" for t in self._trackers.values() if t.refused)
         )
         since = None if self._last_push_at is None else time.monotonic() - self._last_push_at
+        held = tuple(
+            sorted(
+                f"{t.session_id}: {t.held_elsewhere}"
+                for t in self._trackers.values()
+                if t.held_elsewhere
+            )
+        )
         return MirrorStats(
+            held_elsewhere=held,
             sessions=len(self._trackers),
             pushes=self._stats.pushes,
             files_pushed=self._stats.files_pushed,
@@ -209,55 +230,84 @@ class AsyncMirror:
                 # Failed pushes, and folders with files caught half-written, go again.
                 dirty -= due - await self._push(sorted(due))
 
+    async def _hold(self, tracker: Tracker) -> bool:
+        """Take the session's lease if not held yet; False while another process holds it."""
+        if self._leases is None or self._leases.token(tracker.session_id) is not None:
+            return True
+        if self._leases.is_lost(tracker.session_id):
+            return False
+        try:
+            await self._leases.acquire(tracker.session_id)
+        except LeaseHeld as exc:
+            if tracker.held_elsewhere is None:
+                logger.warning("mirror: not mirroring %s for now: %s", tracker.session_id, exc)
+            tracker.held_elsewhere = str(exc)
+            return False
+        tracker.held_elsewhere = None
+        return True
+
+    async def _tracker(self, name: str) -> Tracker | None:
+        """The tracker of a session folder (made on first sight); None if it is not one."""
+        if self._only is not None and name not in self._only:
+            return None
+        tracker = self._trackers.get(name)
+        if tracker is None:
+            folder = self._root / name
+            if name.startswith(".") or not await ato_thread(folder.is_dir):
+                return None
+            try:
+                validate_session_id(name)
+            except InvalidInput:
+                return None
+            tracker = self._trackers[name] = Tracker(name, folder)
+        return tracker
+
     async def _push(self, names: list[str]) -> set[str]:
         """Push the given sessions' changes; return those to try again (failed or broken)."""
         again: set[str] = set()
         async with self._lock:
             for name in names:
-                if self._only is not None and name not in self._only:
+                tracker = await self._tracker(name)
+                if tracker is None or tracker.refused or not await self._hold(tracker):
                     continue
-                tracker = self._trackers.get(name)
-                if tracker is None:
-                    folder = self._root / name
-                    if name.startswith(".") or not await ato_thread(folder.is_dir):
-                        continue
-                    try:
-                        validate_session_id(name)
-                    except InvalidInput:
-                        continue
-                    tracker = self._trackers[name] = Tracker(name, folder)
-                if tracker.refused:
-                    continue
-                plan = await ato_thread(tracker.plan, self._keyring, self._broken_grace)
-                if plan is None:
-                    if tracker.broken:
-                        again.add(name)
-                    continue
-                op = guarded_write(
-                    self._db, name, self._keyring, plan.batch, plan.creds, force=False
-                )
-                try:
-                    await self._db.run(f"mirror session {name!r}", op)
-                except IdentityConflict as exc:
-                    tracker.refused = str(exc)
-                    logger.error("mirror: not mirroring session %s: %s", name, exc)
-                    continue
-                except WaauthError as exc:
+                if not await self._push_one(tracker) or tracker.broken:
                     again.add(name)
-                    self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
-                    logger.warning("mirror: %s; will retry", exc)
-                    continue
-                tracker.done(plan)
-                if tracker.broken:
-                    again.add(name)
-                self._last_push[name] = self._last_push_at = time.monotonic()
-                self._stats = _bump(
-                    self._stats,
-                    pushes=1,
-                    files_pushed=len(plan.signatures),
-                    files_deleted=len(plan.deleted),
-                )
         return again
+
+    async def _push_one(self, tracker: Tracker) -> bool:
+        """Push one session's changes; False if it must be tried again."""
+        name = tracker.session_id
+        plan = await ato_thread(tracker.plan, self._keyring, self._broken_grace)
+        if plan is None:
+            return True
+        token = None if self._leases is None else self._leases.token(name)
+        op = guarded_write(
+            self._db, name, self._keyring, plan.batch, plan.creds, force=False, token=token
+        )
+        try:
+            await self._db.run(f"mirror session {name!r}", op)
+        except LeaseLost as exc:
+            if self._leases is not None:
+                self._leases.mark_lost(name)
+            tracker.refused = str(exc)
+            return True
+        except IdentityConflict as exc:
+            tracker.refused = str(exc)
+            logger.error("mirror: not mirroring session %s: %s", name, exc)
+            return True
+        except WaauthError as exc:
+            self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
+            logger.warning("mirror: %s; will retry", exc)
+            return False
+        tracker.done(plan)
+        self._last_push[name] = self._last_push_at = time.monotonic()
+        self._stats = _bump(
+            self._stats,
+            pushes=1,
+            files_pushed=len(plan.signatures),
+            files_deleted=len(plan.deleted),
+        )
+        return True
 
 
 def _bump(stats: MirrorStats, last_error: str | None = None, **add: int) -> MirrorStats:

@@ -32,7 +32,8 @@ from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
 from .database import AsyncDatabase
-from .ops import guarded_write, load_creds, read_records
+from .lease import DEFAULT_TTL, AsyncLeaseKeeper, alease_holder, held_error
+from .ops import check_written, guarded_write, load_creds, read_records
 from .writer import AsyncWriter
 
 logger = logging.getLogger("waauth")
@@ -59,10 +60,12 @@ class AsyncPostgresAuthState:
         creds: dict[str, Any] | None,
         *,
         throttle_keys: bool,
+        lease: AsyncLeaseKeeper | None = None,
     ) -> None:
         """Use :meth:`open`; this only assembles an already opened state."""
         self._db = db
         self._writer = writer
+        self._lease = lease
         self._keyring = keyring
         self._creds = creds
         self._closed = False
@@ -84,6 +87,9 @@ class AsyncPostgresAuthState:
         pool_size: int = 4,
         window: float = DEFAULT_WINDOW,
         throttle_keys: bool = False,
+        lease: bool = False,
+        lease_ttl: float = DEFAULT_TTL,
+        lease_wait: float = 0.0,
     ) -> AsyncOpener[AsyncPostgresAuthState]:
         """Open session ``session_id`` and load its creds.
 
@@ -96,6 +102,12 @@ class AsyncPostgresAuthState:
         ``save_creds`` returns at once; saves coalesce into one write of the newest creds per
         ``window`` seconds. ``keys.set`` is durable when it returns, unless ``throttle_keys``
         makes it coalesce with the creds too.
+
+        ``lease=True`` makes this process the session's only runner while the state is open:
+        :class:`~waauth.LeaseHeld` (naming the holder) if a live process has it after
+        ``lease_wait`` seconds; the lease expires ``lease_ttl`` seconds after its holder stops
+        renewing it (a crash), and every write is fenced: once the lease passed to someone
+        else, calls raise :class:`~waauth.LeaseLost` and nothing more is written.
 
         Raises :class:`~waauth.StoreUnavailable` if the database cannot be reached within
         ``retry.budget`` (never a state with empty creds), :class:`~waauth.AccessDenied` if the
@@ -113,6 +125,9 @@ class AsyncPostgresAuthState:
             pool_size=pool_size,
             window=window,
             throttle_keys=throttle_keys,
+            lease=lease,
+            lease_ttl=lease_ttl,
+            lease_wait=lease_wait,
         )
         return AsyncOpener(opening)
 
@@ -130,6 +145,9 @@ class AsyncPostgresAuthState:
         pool_size: int,
         window: float,
         throttle_keys: bool,
+        lease: bool,
+        lease_ttl: float,
+        lease_wait: float,
     ) -> AsyncPostgresAuthState:
         layout.validate_session_id(session_id)
         if not isinstance(keyring, Keyring):
@@ -146,20 +164,28 @@ class AsyncPostgresAuthState:
             pool_size=pool_size,
             name=f"waauth:{session_id}",
         )
+        keeper = AsyncLeaseKeeper(db, ttl=lease_ttl) if lease else None
         try:
             await db.open(migrate=migrate)
+            if keeper is not None:
+                # Before reading anything: a new holder reads what the last one wrote.
+                await keeper.acquire(session_id, wait=lease_wait)
             creds = await db.run(
                 f"open session {session_id!r}", load_creds(db, session_id, keyring)
             )
         except BaseException:
+            if keeper is not None:
+                await keeper.close()
             await db.close()
             raise
-        writer = AsyncWriter(db, session_id, keyring, window=window)
+        writer = AsyncWriter(db, session_id, keyring, window=window, lease=keeper)
         writer.start()
         logger.info(
             "opened session %s (%s)", session_id, "stored creds" if creds else "no creds yet"
         )
-        return cls(db, writer, session_id, keyring, creds, throttle_keys=throttle_keys)
+        return cls(
+            db, writer, session_id, keyring, creds, throttle_keys=throttle_keys, lease=keeper
+        )
 
     @property
     def owner_id(self) -> str | None:
@@ -216,11 +242,15 @@ class AsyncPostgresAuthState:
         """
         self._check_open()
 
+        token = self._lease_token()
+        params = {"session_id": self.session_id, "owner": self.owner_id, "token": token}
+
         async def op(conn: AsyncConnection[Any]) -> None:
-            await conn.execute(
-                self._db.sql(_queries.DELETE_SESSION),
-                {"session_id": self.session_id, "owner": self.owner_id},
-            )
+            cur = await conn.execute(self._db.sql(_queries.DELETE_SESSION), params)
+            counts = await cur.fetchone()
+            assert counts is not None
+            if not counts[-1]:
+                check_written(self.session_id, counts, deleted_at=1)
 
         await self._writer.replace_all(f"delete session {self.session_id!r}", op)
         self._creds = None
@@ -288,7 +318,10 @@ class AsyncPostgresAuthState:
         if creds is not None:
             batch.has_creds = True
             batch.account = _records.account_of(creds)
-        op = guarded_write(self._db, self.session_id, self._keyring, batch, creds, force=force)
+        token = self._lease_token()
+        op = guarded_write(
+            self._db, self.session_id, self._keyring, batch, creds, force=force, token=token
+        )
         deleted = await self._writer.replace_all(f"import into session {self.session_id!r}", op)
         self._creds = creds
         logger.info(
@@ -313,7 +346,11 @@ class AsyncPostgresAuthState:
         finally:
             self._closed = True
             await self._writer.close(timeout=self._db.policy.connect_timeout)
-            await self._db.close()
+            try:
+                if self._lease is not None:
+                    await self._lease.close()
+            finally:
+                await self._db.close()
 
     async def __aenter__(self) -> AsyncPostgresAuthState:
         return self
@@ -333,6 +370,13 @@ class AsyncPostgresAuthState:
             f"<{type(self).__name__} session={self.session_id!r} owner={self.owner_id!r} "
             f"creds={creds} schema={self._db.schema!r}{state}>"
         )
+
+    def _lease_token(self) -> int | None:
+        """The lease token for a write; raises LeaseLost once the lease passed to another."""
+        if self._lease is None:
+            return None
+        self._lease.check(self.session_id)
+        return self._lease.token(self.session_id)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -403,11 +447,14 @@ async def amaterialize(
     schema: str = DEFAULT_SCHEMA,
     retry: RetryPolicy = DEFAULT_POLICY,
     fsync: bool = False,
+    if_unleased: bool = False,
 ) -> MaterializeReport:
     """Rebuild ``root/<id>/`` for many sessions (None: every active one), before Baileys starts.
 
     Each folder is written as :meth:`AsyncPostgresAuthState.materialize` writes one. Sessions
-    with no creds are not written and are listed in the report's ``without_creds``.
+    with no creds are not written and are listed in the report's ``without_creds``. With
+    ``if_unleased``, a session whose lease a live process holds raises
+    :class:`~waauth.LeaseHeld` before its folder is written (another replica runs it).
     """
     db = AsyncDatabase(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=2)
     report = MaterializeReport()
@@ -421,6 +468,10 @@ async def amaterialize(
         else:
             wanted = [layout.validate_session_id(s) for s in session_ids]
         for session_id in wanted:
+            if if_unleased:
+                holder = await alease_holder(db, session_id)
+                if holder is not None:
+                    raise held_error(session_id, holder)
             files = await db.run(
                 f"materialize session {session_id!r}", read_records(db, session_id, keyring)
             )

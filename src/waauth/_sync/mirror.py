@@ -33,6 +33,8 @@ from ..errors import (
     ConfigurationError,
     IdentityConflict,
     InvalidInput,
+    LeaseHeld,
+    LeaseLost,
     StoreUnavailable,
     WaauthError,
 )
@@ -40,6 +42,7 @@ from ..layout import validate_session_id
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from .database import Database
+from .lease import DEFAULT_TTL, LeaseKeeper
 from .ops import guarded_write
 
 logger = logging.getLogger("waauth")
@@ -68,6 +71,8 @@ class Mirror:
         rescan_interval: float = 30.0,
         broken_grace: float = 5.0,
         migrate: bool = True,
+        lease: bool = True,
+        lease_ttl: float = DEFAULT_TTL,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
@@ -90,6 +95,8 @@ class Mirror:
         self._rescan_interval = rescan_interval
         self._broken_grace = broken_grace
         self._migrate = migrate
+        # One runner per session: mirror only the sessions whose lease this process holds.
+        self._leases = LeaseKeeper(self._db, ttl=lease_ttl) if lease else None
         self._trackers: dict[str, Tracker] = {}
         self._last_push: dict[str, float] = {}
         self._lock = Lock()
@@ -105,6 +112,8 @@ class Mirror:
         try:
             self.flush()
         except BaseException:
+            if self._leases is not None:
+                self._leases.close()
             self._db.close()
             raise
         self._worker = spawn(self._watch, "waauth-mirror")
@@ -118,7 +127,11 @@ class Mirror:
                 join(self._worker, self._window + 5)
             self.flush()
         finally:
-            self._db.close()
+            try:
+                if self._leases is not None:
+                    self._leases.close()
+            finally:
+                self._db.close()
 
     def flush(self) -> None:
         """Push every change of every folder now; raise StoreUnavailable if a push failed.
@@ -141,7 +154,15 @@ class Mirror:
             sorted(f"{t.session_id}: {t.refused}" for t in self._trackers.values() if t.refused)
         )
         since = None if self._last_push_at is None else time.monotonic() - self._last_push_at
+        held = tuple(
+            sorted(
+                f"{t.session_id}: {t.held_elsewhere}"
+                for t in self._trackers.values()
+                if t.held_elsewhere
+            )
+        )
         return MirrorStats(
+            held_elsewhere=held,
             sessions=len(self._trackers),
             pushes=self._stats.pushes,
             files_pushed=self._stats.files_pushed,
@@ -211,55 +232,84 @@ class Mirror:
                 # Failed pushes, and folders with files caught half-written, go again.
                 dirty -= due - self._push(sorted(due))
 
+    def _hold(self, tracker: Tracker) -> bool:
+        """Take the session's lease if not held yet; False while another process holds it."""
+        if self._leases is None or self._leases.token(tracker.session_id) is not None:
+            return True
+        if self._leases.is_lost(tracker.session_id):
+            return False
+        try:
+            self._leases.acquire(tracker.session_id)
+        except LeaseHeld as exc:
+            if tracker.held_elsewhere is None:
+                logger.warning("mirror: not mirroring %s for now: %s", tracker.session_id, exc)
+            tracker.held_elsewhere = str(exc)
+            return False
+        tracker.held_elsewhere = None
+        return True
+
+    def _tracker(self, name: str) -> Tracker | None:
+        """The tracker of a session folder (made on first sight); None if it is not one."""
+        if self._only is not None and name not in self._only:
+            return None
+        tracker = self._trackers.get(name)
+        if tracker is None:
+            folder = self._root / name
+            if name.startswith(".") or not to_thread(folder.is_dir):
+                return None
+            try:
+                validate_session_id(name)
+            except InvalidInput:
+                return None
+            tracker = self._trackers[name] = Tracker(name, folder)
+        return tracker
+
     def _push(self, names: list[str]) -> set[str]:
         """Push the given sessions' changes; return those to try again (failed or broken)."""
         again: set[str] = set()
         with self._lock:
             for name in names:
-                if self._only is not None and name not in self._only:
+                tracker = self._tracker(name)
+                if tracker is None or tracker.refused or not self._hold(tracker):
                     continue
-                tracker = self._trackers.get(name)
-                if tracker is None:
-                    folder = self._root / name
-                    if name.startswith(".") or not to_thread(folder.is_dir):
-                        continue
-                    try:
-                        validate_session_id(name)
-                    except InvalidInput:
-                        continue
-                    tracker = self._trackers[name] = Tracker(name, folder)
-                if tracker.refused:
-                    continue
-                plan = to_thread(tracker.plan, self._keyring, self._broken_grace)
-                if plan is None:
-                    if tracker.broken:
-                        again.add(name)
-                    continue
-                op = guarded_write(
-                    self._db, name, self._keyring, plan.batch, plan.creds, force=False
-                )
-                try:
-                    self._db.run(f"mirror session {name!r}", op)
-                except IdentityConflict as exc:
-                    tracker.refused = str(exc)
-                    logger.error("mirror: not mirroring session %s: %s", name, exc)
-                    continue
-                except WaauthError as exc:
+                if not self._push_one(tracker) or tracker.broken:
                     again.add(name)
-                    self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
-                    logger.warning("mirror: %s; will retry", exc)
-                    continue
-                tracker.done(plan)
-                if tracker.broken:
-                    again.add(name)
-                self._last_push[name] = self._last_push_at = time.monotonic()
-                self._stats = _bump(
-                    self._stats,
-                    pushes=1,
-                    files_pushed=len(plan.signatures),
-                    files_deleted=len(plan.deleted),
-                )
         return again
+
+    def _push_one(self, tracker: Tracker) -> bool:
+        """Push one session's changes; False if it must be tried again."""
+        name = tracker.session_id
+        plan = to_thread(tracker.plan, self._keyring, self._broken_grace)
+        if plan is None:
+            return True
+        token = None if self._leases is None else self._leases.token(name)
+        op = guarded_write(
+            self._db, name, self._keyring, plan.batch, plan.creds, force=False, token=token
+        )
+        try:
+            self._db.run(f"mirror session {name!r}", op)
+        except LeaseLost as exc:
+            if self._leases is not None:
+                self._leases.mark_lost(name)
+            tracker.refused = str(exc)
+            return True
+        except IdentityConflict as exc:
+            tracker.refused = str(exc)
+            logger.error("mirror: not mirroring session %s: %s", name, exc)
+            return True
+        except WaauthError as exc:
+            self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
+            logger.warning("mirror: %s; will retry", exc)
+            return False
+        tracker.done(plan)
+        self._last_push[name] = self._last_push_at = time.monotonic()
+        self._stats = _bump(
+            self._stats,
+            pushes=1,
+            files_pushed=len(plan.signatures),
+            files_deleted=len(plan.deleted),
+        )
+        return True
 
 
 def _bump(stats: MirrorStats, last_error: str | None = None, **add: int) -> MirrorStats:

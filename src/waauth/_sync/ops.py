@@ -13,7 +13,7 @@ from psycopg import Connection
 
 from .. import _folders, _queries, _records, layout
 from ..encryption import Keyring
-from ..errors import AccessDenied, IdentityConflict
+from ..errors import AccessDenied, IdentityConflict, LeaseLost
 from .database import Database, Operation
 
 
@@ -40,6 +40,7 @@ def guarded_write(
     creds: dict[str, Any] | None,
     *,
     force: bool,
+    token: int | None = None,
 ) -> Operation[int]:
     """Write ``batch`` unless it would replace the stored account's creds (then raise
     :class:`IdentityConflict` and write nothing); return the number of rows deleted.
@@ -49,17 +50,45 @@ def guarded_write(
     session row locked until the write commits.
     """
 
+    write = write_batch(db, session_id, batch, token)
+
     def run(conn: Connection[Any]) -> int:
         with conn.transaction():
             if batch.replace or creds is not None:
                 _check_account(conn, db, session_id, keyring, creds, force=force)
-            cur = conn.execute(db.sql(_queries.WRITE), batch.params(session_id, db.owner_id))
-            counts = cur.fetchone()
-            if not counts or not counts[0]:
-                raise AccessDenied(f"session {session_id!r} belongs to another owner")
-            return int(counts[2])
+            return write(conn)
 
     return run
+
+
+def write_batch(
+    db: Database, session_id: str, batch: _records.Batch, token: int | None
+) -> Operation[int]:
+    """Write ``batch`` in one statement (fenced by the lease ``token``); return rows deleted.
+
+    Raises :class:`~waauth.LeaseLost` if the lease passed to another holder, and
+    :class:`~waauth.AccessDenied` if the session belongs to another owner: nothing is written.
+    """
+    params = batch.params(session_id, db.owner_id, token)
+
+    def run(conn: Connection[Any]) -> int:
+        cur = conn.execute(db.sql(_queries.WRITE), params)
+        counts = cur.fetchone()
+        assert counts is not None
+        return check_written(session_id, counts, deleted_at=2)
+
+    return run
+
+
+def check_written(session_id: str, counts: tuple[Any, ...], *, deleted_at: int) -> int:
+    """Read a fenced statement's result: (sessions, ..., fenced); return its deleted count."""
+    if not counts[-1]:
+        raise LeaseLost(
+            f"session {session_id!r}: the lease passed to another holder; nothing was written"
+        )
+    if not counts[0]:
+        raise AccessDenied(f"session {session_id!r} belongs to another owner")
+    return int(counts[deleted_at])
 
 
 def _check_account(

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from psycopg import Connection
-
-from .. import _queries
 from .._compat import (
     Condition,
     Lock,
@@ -37,9 +34,11 @@ from .._compat import (
 )
 from .._pending import Counters, Entry, Pending, Stats, key_entries, seal
 from ..encryption import Keyring
-from ..errors import AccessDenied, StoreUnavailable, WaauthError
+from ..errors import LeaseLost, StoreUnavailable, WaauthError
 from ..retry import RetryPolicy
 from .database import Database, Operation
+from .lease import LeaseKeeper
+from .ops import write_batch
 
 T = TypeVar("T")
 
@@ -52,8 +51,17 @@ _LIVENESS_CHECK = 1.0
 class Writer:
     """Holds one session's unsaved state and writes it."""
 
-    def __init__(self, db: Database, session_id: str, keyring: Keyring, *, window: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        session_id: str,
+        keyring: Keyring,
+        *,
+        window: float,
+        lease: LeaseKeeper | None = None,
+    ) -> None:
         self._db = db
+        self._lease = lease
         self._session_id = session_id
         self._keyring = keyring
         self._window = window
@@ -84,6 +92,7 @@ class Writer:
         self, planned: dict[str, tuple[str, str, bytes | None]], account: str | None = None
     ) -> None:
         """Record files to write; returns at once. ``account`` goes with ``creds.json``."""
+        self._check_lease()
         with self._cond:
             for name, (key_type, key_id, data) in planned.items():
                 self._pending.put(name, key_type, key_id, data, account)
@@ -98,6 +107,7 @@ class Writer:
         Waits for a write in progress, and retries, for at most the retry budget in all; then
         raises :class:`~waauth.StoreUnavailable` and nothing of ``planned`` is written.
         """
+        self._check_lease()
         policy = self._db.policy
         deadline = time.monotonic() + policy.budget
         if not lock_acquire(self._write_lock, policy.budget):
@@ -137,6 +147,7 @@ class Writer:
         Raises :class:`~waauth.StoreUnavailable` (saying how many records are pending) if a
         write fails after the call, or if ``timeout`` seconds pass first.
         """
+        self._check_lease()  # what was pending when the lease was lost is gone, not durable
         started = time.monotonic()
         with self._cond:
             target = self._pending.seq
@@ -144,6 +155,7 @@ class Writer:
             self._flush_target = max(self._flush_target, target)
             self._cond.notify_all()
             while self._pending.durable < target:
+                self._check_lease()
                 if self._failed_attempts > failures:
                     raise self._unflushed("a write failed")
                 if not task_alive(self._worker):
@@ -176,7 +188,7 @@ class Writer:
             while True:
                 with self._cond:
                     while True:
-                        if self._closing:
+                        if self._closing or self._lease_lost():
                             return
                         wait = self._due_in()
                         if wait is not None and wait <= 0:
@@ -216,21 +228,31 @@ class Writer:
                 self._cond.notify_all()
             return True
 
+    def _lease_lost(self) -> bool:
+        return self._lease is not None and self._lease.is_lost(self._session_id)
+
+    def _check_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.check(self._session_id)
+
     def _write(
         self, entries: dict[str, Entry], doing: str, policy: RetryPolicy | None = None
     ) -> None:
+        self._check_lease()
         batch = seal(entries, self._session_id, self._keyring)
-        params = batch.params(self._session_id, self._db.owner_id)
-
-        def op(conn: Connection[Any]) -> None:
-            cur = conn.execute(self._db.sql(_queries.WRITE), params)
-            row = cur.fetchone()
-            if not row or not row[0]:
-                raise AccessDenied(f"session {self._session_id!r} belongs to another owner")
-
+        token = None if self._lease is None else self._lease.token(self._session_id)
+        op = write_batch(self._db, self._session_id, batch, token)
         self._last_write = time.monotonic()
         try:
             self._db.run(doing, op, policy=policy, on_retry=self._counters.retried)
+        except LeaseLost:
+            # Another process runs the session now: what is pending must never be written.
+            if self._lease is not None:
+                self._lease.mark_lost(self._session_id)
+            with self._cond:
+                self._pending.discard()
+                self._cond.notify_all()
+            raise
         except WaauthError as exc:
             in_outage = self._counters.outage_started is not None
             self._counters.failed(exc)
