@@ -8,6 +8,7 @@ from ._async.migrations import aenable_row_level_security, amigrate
 from ._async.mirror import AsyncMirror
 from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions, amaterialize
 from ._mirroring import MirrorStats
+from ._pending import Stats
 from ._sync.lease import Lease
 from ._sync.migrations import enable_row_level_security, migrate
 from ._sync.mirror import Mirror
@@ -62,6 +63,7 @@ __all__ = [
     "SchemaError",
     "SessionInfo",
     "SessionNotFound",
+    "Stats",
     "StoreError",
     "StoreUnavailable",
     "WaauthError",

@@ -29,7 +29,7 @@ class SessionInfo:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> SessionInfo:
-        """Build from a row of :data:`waauth._queries.LIST_SESSIONS`."""
+        """Build from a row of the session listing query."""
         session_id, owner_id, status, account_id, created_at, updated_at, files, size = row
         return cls(
             session_id=session_id,
