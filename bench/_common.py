@@ -6,7 +6,7 @@ import contextlib
 import os
 import platform
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 
@@ -43,3 +43,24 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def paired(
+    systems: dict[str, Callable[[int], float]], reps: int, *, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Time every system once per repetition, in an order that rotates with the repetition.
+
+    Each callable gets the repetition number (negative for warm-up rounds, which are not
+    kept) and returns the seconds it measured itself. Pairing the systems inside each
+    repetition is what makes their ratios hold on a shared, noisy machine: whatever slows one
+    repetition down (another job, the file system) slows every system of it.
+    """
+    names = list(systems)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(-warmup, reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            seconds = systems[name](rep)
+            if rep >= 0:
+                samples[name].append(seconds)
+    return samples

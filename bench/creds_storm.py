@@ -131,49 +131,54 @@ def write_every_save(
         return paced(save)
 
 
-def run() -> tuple[list[list[Any]], bool]:
-    """Run W5 for every system; return the table rows and whether waauth's targets hold."""
+def run(dsn: str | None = None) -> tuple[list[list[Any]], bool]:
+    """Run W5 for every system; return the table rows and whether waauth's targets hold.
+
+    Without ``dsn``, on a database of its own (see ``bench._common.database``).
+    """
+    if dsn is None:
+        from ._common import database  # noqa: PLC0415
+
+        with database() as own:
+            return run(own)
     keyring = Keyring([Keyring.generate_key()])
     rows = []
     holds = True
-    from ._common import database  # noqa: PLC0415
-
-    with database() as dsn:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            migrate(conn)
-        systems: list[tuple[str, str, Callable[[], tuple[float, int | None]]]] = [
-            ("waauth sync", "storm-sync", lambda: waauth_sync(dsn, keyring)),
-            ("waauth async", "storm-async", lambda: asyncio.run(waauth_async(dsn, keyring))),
-            (
-                "write per save (seed 000/002)",
-                "storm-each",
-                lambda: (write_every_save(dsn, keyring, "storm-each", None), None),
-            ),
-            (
-                "drop within 30 s (seed 001/003)",
-                "storm-drop",
-                lambda: (write_every_save(dsn, keyring, "storm-drop", 30.0), None),
-            ),
-        ]
-        for name, session_id, system in systems:
-            duration, own_count = system()
-            writes, final = stored(dsn, session_id, keyring)
-            bound = int(duration / WINDOW) + 1
-            is_waauth = name.startswith("waauth")
-            ok = writes <= bound and final == SAVES
-            if is_waauth:
-                holds = holds and ok and own_count == writes
-            rows.append(
-                [
-                    name,
-                    SAVES,
-                    f"{duration:.2f}",
-                    writes,
-                    bound if is_waauth else "-",
-                    "yes" if final == SAVES else f"no (has {final})",
-                    ("yes" if ok else "NO") if is_waauth else "-",
-                ]
-            )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate(conn)
+    systems: list[tuple[str, str, Callable[[], tuple[float, int | None]]]] = [
+        ("waauth sync", "storm-sync", lambda: waauth_sync(dsn, keyring)),
+        ("waauth async", "storm-async", lambda: asyncio.run(waauth_async(dsn, keyring))),
+        (
+            "write per save (seed 000/002)",
+            "storm-each",
+            lambda: (write_every_save(dsn, keyring, "storm-each", None), None),
+        ),
+        (
+            "drop within 30 s (seed 001/003)",
+            "storm-drop",
+            lambda: (write_every_save(dsn, keyring, "storm-drop", 30.0), None),
+        ),
+    ]
+    for name, session_id, system in systems:
+        duration, own_count = system()
+        writes, final = stored(dsn, session_id, keyring)
+        bound = int(duration / WINDOW) + 1
+        is_waauth = name.startswith("waauth")
+        ok = writes <= bound and final == SAVES
+        if is_waauth:
+            holds = holds and ok and own_count == writes
+        rows.append(
+            [
+                name,
+                SAVES,
+                f"{duration:.2f}",
+                writes,
+                bound if is_waauth else "-",
+                "yes" if final == SAVES else f"no (has {final})",
+                ("yes" if ok else "NO") if is_waauth else "-",
+            ]
+        )
     return rows, holds
 
 

@@ -1,15 +1,12 @@
-"""Entry point of the ``waauth`` command (``python -m waauth``)."""
+"""Entry point of the ``waauth`` command (``python -m waauth``, and the console script)."""
 
 from __future__ import annotations
 
 import sys
 
+from .cli import main
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``waauth`` command. The subcommands arrive with the CLI; until then, say so."""
-    sys.stderr.write("waauth: the command line is not available yet; see README.md\n")
-    return 2
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -135,7 +135,7 @@ def record_type(name: str) -> str:
 
 
 def validate_session_id(session_id: str) -> str:
-    """Return ``session_id`` if it can name a session folder, else raise :class:`~waauth.InvalidInput`.
+    """Return ``session_id`` if it can name a session folder, else raise ``InvalidInput``.
 
     A session id is also a folder name under ``.auth_sessions/``: non-empty, at most 128
     characters, no ``/``, ``\\``, NUL or other control characters, and not ``.`` or ``..``.
