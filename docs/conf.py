@@ -10,7 +10,7 @@ import importlib.metadata
 
 project = "waauth"
 author = "The waauth developers"
-copyright = "2026, the waauth developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, the waauth developers"
 release = importlib.metadata.version("waauth")
 
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
@@ -30,9 +30,17 @@ autodoc_default_options = {"members": True, "undoc-members": False, "show-inheri
 # Every reference must resolve (nitpicky), except to libraries whose inventories are not
 # fetched: the build runs where only package registries are reachable.
 nitpicky = True
+_EXTERNAL = (
+    "psycopg|psycopg_pool|orjson|cryptography|watchfiles|asyncio|os|pathlib|datetime"
+    "|collections|typing|types|threading"
+)
+_BARE = (
+    "Path|PathLike|datetime|Iterable|Mapping|Any|TracebackType|T|R|Generator|Coroutine"
+    "|Callable|Awaitable|Operation|AsyncOpener"
+)
 nitpick_ignore_regex = [
-    (r"py:.*", r"(psycopg|psycopg_pool|orjson|cryptography|watchfiles|asyncio|os|pathlib|datetime|collections|typing|types|threading)(\..*)?"),
-    (r"py:.*", r"(Path|PathLike|datetime|Iterable|Mapping|Any|TracebackType|T|R|Generator|Coroutine|Callable|Awaitable|Operation|AsyncOpener)"),
+    (r"py:.*", rf"({_EXTERNAL})(\..*)?"),
+    (r"py:.*", rf"({_BARE})"),
     (r"py:class", r"waauth\._.*"),
     (r"py:class", r".*\[.*"),  # pieces of generic annotations such as dict[str, int]
 ]
