@@ -1,0 +1,519 @@
+"""The ``waauth`` command, run as a subprocess (``python -m waauth``) against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import signal
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import psycopg
+import pytest
+
+import waauth
+from waauth import Keyring
+from waauth._admin import rotate
+from waauth._sync.database import Database
+from waauth.cli import exit_code, main
+
+from .cli_support import (
+    Background,
+    Cli,
+    alive,
+    postgres_processes,
+    postmaster_pid,
+    run,
+    wait_gone,
+)
+from .golden import golden
+from .test_at_rest import private_keys
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+@pytest.fixture
+def key() -> str:
+    """A fresh key for WAAUTH_KEYS."""
+    return Keyring.generate_key()
+
+
+@pytest.fixture
+def cli(pg_dsn: str, schema: str, key: str) -> Cli:
+    """The command on the test server, in this test's schema, with ``key``."""
+    return Cli(pg_dsn, schema, key)
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Path:
+    """A root with two session folders written by real Baileys: ``user_1`` (7), ``user_2`` (6)."""
+    root = tmp_path / "sessions"
+    shutil.copytree(golden("baileys7").folder, root / "user_1")
+    shutil.copytree(golden("baileys6").folder, root / "user_2")
+    return root
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A short folder under /tmp (unix socket paths are short; as root, parents stay public)."""
+    folder = Path(tempfile.mkdtemp(prefix="wa-cli-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def assert_no_secret(text: str) -> None:
+    """No private key of the golden session appears, in base64 or hex."""
+    for secret in private_keys():
+        assert base64.b64encode(secret).decode() not in text
+        assert secret.hex() not in text
+
+
+# -- help, keys, schema ------------------------------------------------------------------------
+
+
+def test_help_is_quick_and_lists_every_command() -> None:
+    """``waauth --help`` works without a database and starts fast (no server, no heavy import)."""
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    for command in (
+        "keygen",
+        "migrate",
+        "push",
+        "pull",
+        "watch",
+        "ls",
+        "show",
+        "rm",
+        "rotate-key",
+        "doctor",
+    ):
+        assert command in result.stdout
+    assert "embedded" not in result.stderr
+    # Well under a second when quiet; generous here, the machines are shared and noisy.
+    assert result.seconds < 3
+
+
+def test_keygen_prints_a_new_working_key() -> None:
+    """keygen prints one fresh key, usable in WAAUTH_KEYS."""
+    first, second = run("keygen"), run("keygen")
+    assert first.returncode == second.returncode == 0
+    assert first.stdout.count("\n") == 1
+    assert first.stdout != second.stdout
+    ring = Keyring([first.stdout.strip()])
+    assert (
+        ring.decrypt(
+            ring.encrypt(b"x", session_id="s", file_name="f"), session_id="s", file_name="f"
+        )
+        == b"x"
+    )
+
+
+def test_migrate_creates_the_schema_then_has_nothing_to_do(pg_dsn: str, bare_schema: str) -> None:
+    """migrate creates a missing schema, and a second run applies nothing."""
+    cli = Cli(pg_dsn, bare_schema, None)
+    created = cli("migrate", "--json")
+    assert created.returncode == 0, created.stderr
+    assert created.json() == {
+        "schema": bare_schema,
+        "version": waauth.SCHEMA_VERSION,
+        "applied": waauth.SCHEMA_VERSION,
+    }
+    again = cli("migrate")
+    assert again.returncode == 0
+    assert "up to date" in again.stdout
+
+
+# -- push, ls, show, pull, rm ------------------------------------------------------------------
+
+
+def test_push_ls_show_pull_rm(cli: Cli, sessions: Path, tmp_path: Path) -> None:
+    """Folders go in, are listed and shown without secrets, come back byte for byte, and go."""
+    pushed = cli("push", "--all", str(sessions))
+    assert pushed.returncode == 0, pushed.stderr
+    assert "user_1: pushed 50 files" in pushed.stdout
+
+    listed = cli("ls", "--json", key=None)  # listing needs no key
+    assert listed.returncode == 0, listed.stderr
+    by_id = {s["session_id"]: s for s in listed.json()}
+    assert set(by_id) == {"user_1", "user_2"}
+    assert by_id["user_1"]["status"] == "active"
+    assert by_id["user_1"]["account_id"] == "5511999999999:12@s.whatsapp.net"
+    assert by_id["user_1"]["phone"] == "+5511999999999"
+    assert sum(by_id["user_1"]["files"].values()) == len(golden("baileys7").files())
+    table = cli("ls")
+    assert table.stdout.splitlines()[0].split()[:4] == ["SESSION", "STATUS", "PHONE", "OWNER"]
+
+    shown = cli("show", "user_1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    detail = shown.json()
+    assert detail["creds"]["account"] == "5511999999999:12@s.whatsapp.net"
+    assert detail["creds"]["next_pre_key_id"] == 9
+    assert detail["pre_key_ids"] == "3-4, 6-8"
+    assert detail["sealed_by"] == {Keyring([cli.key or ""]).key_ids[0]: 50}
+    human = cli("show", "user_1")
+    assert "current pre-key stored" in human.stdout
+    for text in (listed.stdout, table.stdout, shown.stdout, human.stdout, pushed.stdout):
+        assert_no_secret(text)
+
+    out = tmp_path / "restored"
+    pulled = cli("pull", str(out), "--all")
+    assert pulled.returncode == 0, pulled.stderr
+    assert "restored 2 sessions" in pulled.stdout
+    assert folder_files(out / "user_1") == golden("baileys7").files()
+    assert folder_files(out / "user_2") == golden("baileys6").files()
+
+    only = cli("pull", str(tmp_path / "one"), "--session", "user_2", "--session", "nobody")
+    assert only.returncode == 0, only.stderr  # a first deploy has nothing stored: not an error
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["user_2"]
+    assert "'nobody' has no creds stored" in only.stderr
+
+    removed = cli("rm", "user_2", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert [s["session_id"] for s in cli("ls", "--json").json()] == ["user_1"]
+    missing = cli("rm", "user_2", "--yes")
+    assert missing.returncode == 1
+    assert missing.errors == ["waauth: error: no session 'user_2' is stored"]
+
+
+def test_push_one_folder_under_another_id_and_force(cli: Cli, sessions: Path) -> None:
+    """--session names the session; another account's creds need --force."""
+    first = cli("push", str(sessions / "user_1"), "--session", "bot")
+    assert first.returncode == 0, first.stderr
+    # The Baileys 6 folder holds another identity key: refused, nothing changed.
+    refused = cli("push", str(sessions / "user_2"), "--session", "bot")
+    assert refused.returncode == 1
+    assert len(refused.errors) == 1
+    assert "another account" in refused.stderr
+    forced = cli("push", str(sessions / "user_2"), "--session", "bot", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert cli("ls", "--json").json()[0]["files"]["session"] == 5
+
+
+def test_corrupt_folder_is_refused_and_others_still_pushed(cli: Cli, sessions: Path) -> None:
+    """A half-written file stops its folder (nothing written) and not the other folders."""
+    (sessions / "user_2" / "pre-key-3.json").write_text('{"public": ')
+    alone = cli("push", str(sessions / "user_2"))
+    assert alone.returncode == 1
+    assert alone.errors == [
+        "waauth: error: session 'user_2', file 'pre-key-3.json': not valid JSON "
+        "(unexpected end of data)"
+    ]
+    assert cli("ls", "--json").json() == []
+
+    both = cli("push", "--all", str(sessions), "--json")
+    assert both.returncode == 1
+    results = {r["session_id"]: r for r in both.json()}
+    assert results["user_1"]["imported"] == 50
+    assert "pre-key-3.json" in results["user_2"]["error"]
+    assert [s["session_id"] for s in cli("ls", "--json").json()] == ["user_1"]
+
+
+def test_no_key_says_how_to_make_one_and_a_key_file_works(
+    cli: Cli, sessions: Path, tmp_path: Path, key: str
+) -> None:
+    """Without WAAUTH_KEYS: one clear line naming keygen; --key-file is the alternative."""
+    result = cli("push", str(sessions / "user_1"), key=None)
+    assert result.returncode == 1
+    assert len(result.errors) == 1
+    assert "waauth keygen" in result.errors[0]
+    assert "WAAUTH_KEYS" in result.errors[0]
+    key_file = tmp_path / "keys"
+    key_file.write_text(f"# the waauth key\n{key}\n")
+    with_file = run(*cli.args("--key-file", str(key_file), "push", str(sessions / "user_1")))
+    assert with_file.returncode == 0, with_file.stderr
+    # Global options go before the subcommand.
+    misplaced = run(*cli.args("push", str(sessions / "user_1"), "--key-file", str(key_file)))
+    assert misplaced.returncode == 2
+
+
+def test_wrong_key_fails_closed_without_showing_keys(
+    cli: Cli, sessions: Path, tmp_path: Path
+) -> None:
+    """pull and doctor with a key that sealed nothing: exit 1, naming the file, never a key."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    wrong = Keyring.generate_key()
+    pulled = cli("pull", str(tmp_path / "out"), "--all", key=wrong)
+    assert pulled.returncode == 1
+    assert len(pulled.errors) == 1
+    assert "session 'user_1'" in pulled.errors[0]
+    assert "not in this keyring" in pulled.errors[0]
+    assert not (tmp_path / "out" / "user_1").exists()
+    doctor = cli("doctor", key=wrong)
+    assert doctor.returncode == 1
+    assert "FAIL  records" in doctor.stdout
+    for text in (pulled.stderr, doctor.stdout, doctor.stderr):
+        assert wrong not in text
+        assert (cli.key or "") not in text
+        assert_no_secret(text)
+
+
+# -- failures and exit codes -------------------------------------------------------------------
+
+
+def test_unreachable_database_exits_4_with_one_line() -> None:
+    """A database that does not answer: exit 4 after --wait, one error line, no traceback."""
+    result = run("--dsn", "postgresql://postgres@127.0.0.1:1/test", "--wait", "0.5", "ls")
+    assert result.returncode == 4
+    assert len(result.errors) == 1
+    assert "unavailable" in result.errors[0]
+    assert "127.0.0.1:1/test" in result.errors[0]
+    assert "Traceback" not in result.stderr
+    assert result.seconds < 15
+    debug = run("--dsn", "postgresql://postgres@127.0.0.1:1/test", "--wait", "0", "--debug", "ls")
+    assert debug.returncode == 4
+    assert "Traceback" in debug.stderr
+
+
+def test_usage_errors_exit_2(cli: Cli, sessions: Path) -> None:
+    """Bad command lines exit 2 before touching anything."""
+    assert run().returncode == 2
+    assert run("bogus").returncode == 2
+    assert cli("pull", "out").returncode == 2  # neither --all nor --session
+    folders = (str(sessions / "user_1"), str(sessions / "user_2"))
+    assert cli("push", *folders, "--session", "x").returncode == 2
+    assert cli("push", "--all", *folders).returncode == 2
+    assert cli("push", str(sessions / "missing")).returncode == 2
+    assert cli("rm", "user_1").returncode == 2  # no terminal to confirm on: needs --yes
+    assert cli("show", "a/b").returncode == 2
+
+
+def test_errors_map_to_documented_exit_codes(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LeaseHeld exits 3 (the lease's own commands raise it), StoreUnavailable 4, others 1."""
+    assert exit_code(waauth.LeaseHeld()) == 3
+    assert exit_code(waauth.StoreUnavailable()) == 4
+    assert exit_code(waauth.DecryptionError("s", "f", "r")) == 1
+
+    def held(*args: object, **kwargs: object) -> None:
+        raise waauth.LeaseHeld("session 'x' runs in pid 12 on host-a")
+
+    monkeypatch.setattr("waauth.cli._commands.list_sessions", held)
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, logging.getLogger("waauth").level)
+    assert main(cli.args("ls")) == 3
+    assert capsys.readouterr().err.splitlines() == [
+        "waauth: error: session 'x' runs in pid 12 on host-a"
+    ]
+    # Run inside another program, the command leaves its logging as it found it.
+    assert (list(root.handlers), root.level, logging.getLogger("waauth").level) == before
+
+
+# -- watch -------------------------------------------------------------------------------------
+
+
+def test_watch_stopped_by_sigterm_pushes_what_is_left(cli: Cli, sessions: Path, conn: Conn) -> None:
+    """SIGTERM stops watch after a final push that carries the last change; exit 0."""
+    shutil.rmtree(sessions / "user_2")
+    watch = Background(*cli.args("watch", str(sessions)), env=cli.environment())
+    try:
+        watch.wait_for("watching 1 session folder(s)")
+        # Written just before the signal: only the final flush can carry it.
+        pre_key = golden("baileys7").files()["pre-key-3.json"]
+        (sessions / "user_1" / "pre-key-99.json").write_bytes(pre_key)
+        watch.proc.send_signal(signal.SIGTERM)
+        code, _, stderr = watch.finish()
+    finally:
+        watch.kill()
+    assert code == 0, stderr
+    assert "stopped:" in stderr
+    names = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT file_name FROM {cli.schema}.records WHERE session_id = 'user_1'"
+        )
+    }
+    assert "pre-key-99.json" in names
+    assert len(names) == len(golden("baileys7").files()) + 1
+
+
+# -- keys: rotation and doctor -----------------------------------------------------------------
+
+
+def test_rotate_key_in_batches_resumes_after_a_stop(
+    cli: Cli, sessions: Path, tmp_path: Path, conn: Conn
+) -> None:
+    """rotate-key re-seals every row with the first key, resumes after a stop, then has no work."""
+    old = cli.key or ""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    new = Keyring.generate_key()
+    both = f"{new},{old}"
+    total = len(golden("baileys7").files()) + len(golden("baileys6").files())
+    dry = cli("rotate-key", "--dry-run", "--json", key=both)
+    assert dry.json()["to_rotate"] == total
+
+    # A rotation stopped after its first batch (as by Ctrl-C): that batch is committed.
+    db = Database(cli.dsn, schema=cli.schema, pool_size=None)
+
+    def stop(rows: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rotate(db, Keyring([new, old]), batch_size=7, progress=stop)
+
+    rest = cli("rotate-key", "--batch-size", "7", "--json", key=both)
+    assert rest.returncode == 0, rest.stderr
+    assert rest.json() == {
+        "key_id": Keyring([new]).key_ids[0],
+        "rotated": total - 7,
+        "failed": [],
+        "remaining": 0,
+    }
+    header = b"\x01" + bytes.fromhex(Keyring([new]).key_ids[0])
+    rows = conn.execute(f"SELECT value, version FROM {cli.schema}.records").fetchall()
+    assert all(bytes(cast(bytes, value))[:9] == header for value, _ in rows)
+    assert {version for _, version in rows} == {1}  # content unchanged: version kept
+    assert cli("rotate-key", "--json", key=both).json()["rotated"] == 0
+
+    out = tmp_path / "out"
+    assert cli("pull", str(out), "--all", key=new).returncode == 0
+    assert folder_files(out / "user_1") == golden("baileys7").files()
+    assert cli("doctor", key=new).returncode == 0
+    stale = cli("doctor", key=old)
+    assert stale.returncode == 1
+
+
+def test_doctor_finds_tampered_rows_missing_creds_and_pre_keys(
+    cli: Cli, sessions: Path, conn: Conn
+) -> None:
+    """doctor exits 0 on a healthy store and 1 naming each problem, never showing a value."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    healthy = cli("doctor", "--json")
+    assert healthy.returncode == 0, healthy.stdout
+    assert healthy.json()["ok"] is True
+    assert [c["status"] for c in healthy.json()["checks"]] == ["ok"] * 7
+
+    records = f"{cli.schema}.records"
+    # A flipped byte in one row, a lost current pre-key, an active session without creds.
+    conn.execute(
+        f"UPDATE {records} SET value = overlay(value placing '\\xff'::bytea from 30 for 1) "
+        "WHERE session_id = 'user_1' AND file_name = 'session-5511888888888.3.json'"
+    )
+    conn.execute(
+        f"DELETE FROM {records} WHERE session_id = 'user_1' AND file_name = 'pre-key-8.json'"
+    )
+    conn.execute(f"DELETE FROM {records} WHERE session_id = 'user_2' AND file_name = 'creds.json'")
+    sick = cli("doctor", "--json")
+    assert sick.returncode == 1
+    checks = {c["name"]: c for c in sick.json()["checks"]}
+    assert checks["records"]["status"] == "fail"
+    assert checks["records"]["rows"] == [
+        {
+            "session_id": "user_1",
+            "file_name": "session-5511888888888.3.json",
+            "reason": "authentication failed: the value was altered or moved",
+        }
+    ]
+    assert checks["sessions"]["status"] == "fail"
+    assert "'user_2' is active but has no creds.json" in checks["sessions"]["details"][0]
+    assert checks["pre-keys"]["status"] == "fail"
+    assert "current pre-key 8" in checks["pre-keys"]["details"][0]
+    human = cli("doctor")
+    assert human.returncode == 1
+    assert "FAIL  records" in human.stdout
+    assert_no_secret(human.stdout)
+
+
+def test_doctor_reports_a_missing_schema(pg_dsn: str, bare_schema: str, key: str) -> None:
+    """doctor does not migrate: a schema never created is a problem to report."""
+    result = Cli(pg_dsn, bare_schema, key)("doctor")
+    assert result.returncode == 1
+    assert "not created: run `waauth migrate`" in result.stdout
+
+
+# -- the embedded default ----------------------------------------------------------------------
+
+
+def test_embedded_default_stops_its_server_every_time(
+    sessions: Path, short_dir: Path, key: str, tmp_path: Path
+) -> None:
+    """No database configured: an embedded server, said in one line, stopped at every exit
+    (normal end, SIGTERM of watch, and after a watch was SIGKILLed); the data stays."""
+    data = short_dir / "pg"
+    env = {"WAAUTH_KEYS": key, "WAAUTH_DATA_DIR": str(data)}
+    pushed = run("push", str(sessions / "user_1"), env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stderr.count("embedded PostgreSQL") == 1
+    assert postgres_processes(data) == []
+    assert postmaster_pid(data) is None
+
+    listed = run("ls", "--json", env=env)  # the data stayed for the next command
+    assert [s["session_id"] for s in listed.json()] == ["user_1"]
+    assert postgres_processes(data) == []
+
+    watch = Background("watch", str(tmp_path / "live"), env=env)
+    try:
+        watch.wait_for("watching")
+        pid = postmaster_pid(data)
+        assert pid is not None
+        assert alive(pid)
+        watch.proc.send_signal(signal.SIGTERM)
+        code, _, stderr = watch.finish()
+        assert code == 0, stderr
+        assert wait_gone(pid)
+        assert postgres_processes(data) == []
+
+        # Killed outright, watch cannot stop the server; the next command does.
+        watch = Background("watch", str(tmp_path / "live"), env=env)
+        watch.wait_for("watching")
+        pid = postmaster_pid(data)
+        assert pid is not None
+        watch.proc.kill()
+        watch.finish()
+        assert alive(pid)
+        after = run("ls", env=env)
+        assert after.returncode == 0, after.stderr
+        assert wait_gone(pid)
+        assert postgres_processes(data) == []
+    finally:
+        watch.kill()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="root only")
+def test_embedded_refuses_a_data_dir_under_a_private_folder_as_root(
+    short_dir: Path, key: str
+) -> None:
+    """Run as root, a data folder under a 0700 folder is refused, and the folder stays 0700."""
+    private = short_dir / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    env = {"WAAUTH_KEYS": key, "WAAUTH_DATA_DIR": str(private / "pg")}
+    result = run("ls", env=env)
+    assert result.returncode == 1
+    assert "readable by every user" in result.errors[0]
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert list(private.iterdir()) == []
+
+
+def test_plaintext_opt_out_is_explicit(cli: Cli, sessions: Path) -> None:
+    """WAAUTH_INSECURE_PLAINTEXT=1 without keys stores in clear, with a warning each time."""
+    result = cli("push", str(sessions / "user_1"), key=None, WAAUTH_INSECURE_PLAINTEXT="1")
+    assert result.returncode == 0, result.stderr
+    assert "WITHOUT encryption" in result.stderr
+    shown = cli("show", "user_1", "--json", key=None)
+    assert shown.json()["sealed_by"] == {"plaintext": len(golden("baileys7").files())}
+
+
+def test_rm_refuses_a_session_a_live_process_runs(cli: Cli, sessions: Path) -> None:
+    """rm exits 3 while a live process holds the lease (its next write would bring the session
+    back); once the lease is free, rm deletes the session and its lease."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema):
+        held = cli("rm", "user_1", "--yes")
+        assert held.returncode == 3
+        assert "held by" in held.stderr
+    removed = cli("rm", "user_1", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    with psycopg.connect(cli.dsn) as conn:
+        left = conn.execute(f"SELECT count(*) FROM {cli.schema}.leases").fetchone()
+    assert left == (0,)
