@@ -41,6 +41,7 @@ _BARE = (
 nitpick_ignore_regex = [
     (r"py:.*", rf"({_EXTERNAL})(\..*)?"),
     (r"py:.*", rf"({_BARE})"),
-    (r"py:class", r"waauth\._.*"),
+    (r"py:class", r"(waauth\.(\w+\.)*)?_\w+(\.\w+)*"),  # private names
+    (r"py:class", r"waauth\.testing\._\w+\.\w+"),
     (r"py:class", r".*\[.*"),  # pieces of generic annotations such as dict[str, int]
 ]

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from .. import retry
+from .. import _hooks, retry
 from .._queries import SET_OWNER
 from ..errors import ConfigurationError, WaauthError
 from ..schema import DEFAULT_SCHEMA, check_schema_name, check_version, render
@@ -125,6 +125,8 @@ class AsyncDatabase:
             raise WaauthError("the database connection is closed")
 
     async def _attempt(self, op: Operation[T]) -> T:
+        if _hooks.attempt_hooks:
+            _hooks.before_attempt(self)  # waauth.testing's simulated outages
         async with self._connection() as conn:
             if self.owner_id is None:
                 return await op(conn)

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from .. import retry
+from .. import _hooks, retry
 from .._queries import SET_OWNER
 from ..errors import ConfigurationError, WaauthError
 from ..schema import DEFAULT_SCHEMA, check_schema_name, check_version, render
@@ -127,6 +127,8 @@ class Database:
             raise WaauthError("the database connection is closed")
 
     def _attempt(self, op: Operation[T]) -> T:
+        if _hooks.attempt_hooks:
+            _hooks.before_attempt(self)  # waauth.testing's simulated outages
         with self._connection() as conn:
             if self.owner_id is None:
                 return op(conn)
