@@ -488,10 +488,11 @@ async def test_owners_are_isolated(impl: Impl) -> None:
     with pytest.raises(StoreUnavailable, match="another owner") as info:
         await bob.flush()
     assert info.value.pending == 1
-    # Surprising but pinned: bob's delete() of alice's session does nothing, and says nothing.
-    await bob.delete()
-    assert bob.creds is None
-    await bob.close()
+    # bob cannot log out alice's session either.
+    with pytest.raises(waauth.AccessDenied, match="another owner"):
+        await bob.delete()
+    with pytest.raises(StoreUnavailable):
+        await bob.close()  # its final flush still cannot write the pending creds
     assert impl.files("race") == {"pre-key-1.json": b'{"v":"alice"}'}
     [race] = await impl.list_sessions(session_ids=["race"])
     assert (race.owner_id, race.status) == ("alice", "new")
@@ -591,13 +592,11 @@ async def test_import_refuses_to_replace_an_account(impl: Impl, tmp_path: Path) 
         await state.import_folder(sample_session())
         await state.import_folder(other, force=True)
         assert state.creds == fake_creds(9, paired=True)
-        # Surprising but pinned: forcing a folder without creds.json leaves the session listed
-        # as active, with the old account, while it has no creds any more.
+        # Forcing a folder without creds.json leaves a session without creds: listed as new.
         await state.import_folder(no_creds, force=True)
         assert state.creds is None
     [info] = await impl.list_sessions()
-    assert (info.status, info.has_creds) == ("active", False)
-    assert info.account_id == fake_creds(9, paired=True)["me"]["id"]
+    assert (info.status, info.has_creds, info.account_id) == ("new", False, None)
 
 
 async def test_import_into_another_owners_session(impl: Impl) -> None:

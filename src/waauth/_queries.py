@@ -52,8 +52,17 @@ WITH {_FENCE}, session AS (
     WHERE {_FENCED}
     ON CONFLICT (session_id) DO UPDATE SET
         updated_at = now(),
-        status = CASE WHEN %(has_creds)s::boolean THEN 'active' ELSE s.status END,
-        account_id = CASE WHEN %(has_creds)s::boolean THEN %(account)s::text ELSE s.account_id END
+        -- Creds written: active. A whole session replaced without creds (a forced import): new.
+        status = CASE
+            WHEN %(has_creds)s::boolean THEN 'active'
+            WHEN %(replace)s::boolean THEN 'new'
+            ELSE s.status
+        END,
+        account_id = CASE
+            WHEN %(has_creds)s::boolean THEN %(account)s::text
+            WHEN %(replace)s::boolean THEN NULL
+            ELSE s.account_id
+        END
     WHERE {_OWNED}
     RETURNING session_id, owner_id
 ), deleted AS (
@@ -116,7 +125,10 @@ WITH {_FENCE}, session AS (
     DELETE FROM {{schema}}.records r USING session WHERE r.session_id = session.session_id
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM session), (SELECT count(*) FROM deleted), {_FENCED}
+SELECT (SELECT count(*) FROM session),
+       (SELECT count(*) FROM deleted),
+       EXISTS (SELECT 1 FROM {{schema}}.sessions s2 WHERE s2.session_id = %(session_id)s),
+       {_FENCED}
 """
 """Log out: every record goes, the registry row stays with status 'logged_out'."""
 

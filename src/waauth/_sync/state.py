@@ -248,8 +248,10 @@ class PostgresAuthState:
             cur = conn.execute(self._db.sql(_queries.DELETE_SESSION), params)
             counts = cur.fetchone()
             assert counts is not None
-            if not counts[-1]:
-                check_written(self.session_id, counts, deleted_at=1)
+            updated, _deleted, exists, _fenced = counts
+            # Nothing stored is fine (a logout is idempotent); another owner's session is not.
+            if exists or not counts[-1]:
+                check_written(self.session_id, (updated, *counts[1:]), deleted_at=1)
 
         self._writer.replace_all(f"delete session {self.session_id!r}", op)
         self._creds = None

@@ -384,8 +384,9 @@ class _Core:
 
         def log_out() -> None:
             session = self._session()
-            # Like the real statement, a session of another owner is silently left alone.
-            if session is not None and session.owned_by(self.owner_id):
+            if session is not None and not session.owned_by(self.owner_id):
+                raise AccessDenied(f"session {self.session_id!r} belongs to another owner")
+            if session is not None:
                 session.records.clear()
                 session.status = "logged_out"
                 session.account_id = None
@@ -452,6 +453,9 @@ class _Core:
             if creds is not None:
                 session.status = "active"
                 session.account_id = _records.account_of(creds)
+            else:  # a forced import without creds: the session has none any more
+                session.status = "new"
+                session.account_id = None
             session.touch()
             self.pending.discard()
             return len(gone)
