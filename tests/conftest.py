@@ -18,6 +18,7 @@ import waauth
 from waauth.embedded import EmbeddedPostgres
 
 from .servers import OwnServer
+from .test_interop import node  # noqa: F401 - Node and Baileys, for every module that needs them
 from .twins import Twin
 
 DSN_ENV_VAR = "WAAUTH_TEST_DSN"
