@@ -1,0 +1,217 @@
+"""W1 (keys.set of 812 new pre-keys), W2 (keys.get of 100 of 5,000 sessions) and R (every key
+of a 5,000-file session), for waauth (sync, async), Baileys' file store and postgres-baileys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from waauth import AsyncPostgresAuthState, PostgresAuthState, codec, layout
+
+from ._common import paired
+from .context import Context, read_floor, write_floor
+from .report import Row, Target, inverse_target, ratio_target, rows_for
+
+SYNC = "waauth sync"
+ASYNC = "waauth async"
+FILES = "Baileys useMultiFileAuthState (Node)"
+PB = "postgres-baileys (Node)"
+
+
+def _check(what: str, found: int, expected: int) -> None:
+    if found != expected:
+        raise RuntimeError(f"{what}: found {found} values, expected {expected}")
+
+
+def w1(ctx: Context) -> tuple[list[Row], list[Target]]:
+    """keys.set of 812 new pre-keys in one call (Baileys 7's first login), each repetition
+    into a new session whose creds are already stored."""
+    prekeys = {"pre-key": ctx.prekeys}
+    creds = ctx.folder.spec.creds
+    files = {layout.file_name("pre-key", k): codec.encode(v) for k, v in ctx.prekeys.items()}
+
+    def sid(kind: str, rep: int) -> str:
+        return f"bench-{ctx.tag}-w1-{kind}-{rep}"
+
+    def sync(rep: int) -> float:
+        with PostgresAuthState.open(ctx.dsn, sid("s", rep), keyring=ctx.keyring) as state:
+            state.creds = creds
+            state.save_creds()
+            state.flush()
+            started = time.perf_counter()
+            state.keys.set(prekeys)
+            return time.perf_counter() - started
+
+    async def asynchronous(rep: int) -> float:
+        state = await AsyncPostgresAuthState.open(ctx.dsn, sid("a", rep), keyring=ctx.keyring)
+        async with state:
+            state.creds = creds
+            await state.save_creds()
+            await state.flush()
+            started = time.perf_counter()
+            await state.keys.set(prekeys)
+            return time.perf_counter() - started
+
+    def floor(rep: int) -> float:
+        return ctx.upsert_floor(sid("floor", rep), files)
+
+    samples = paired(
+        {
+            SYNC: sync,
+            ASYNC: lambda rep: ctx.arun(asynchronous(rep)),
+            FILES: lambda rep: ctx.node.seconds("fs_w1", folder=str(ctx.work / "w1" / str(rep))),
+            PB: lambda rep: ctx.node.seconds("pb_w1", session=sid("pb", rep)),
+            "floor: one batch upsert of the bytes": floor,
+            "floor: plain Python writing the files": lambda rep: write_floor(
+                ctx.scratch("w1-floor", str(rep)), "session", files
+            ),
+        },
+        ctx.reps,
+    )
+    rows = rows_for("W1 keys.set 812 pre-keys", samples, FILES)
+    return rows, _targets("W1", rows)
+
+
+def _targets(workload: str, rows: list[Row]) -> list[Target]:
+    by = {r.system: r for r in rows}
+    targets = []
+    for system in (SYNC, ASYNC):
+        targets.append(
+            ratio_target(
+                f"{workload} {system} <= 0.3x Baileys' file store", by[system], at_most=0.3
+            )
+        )
+    for system in (SYNC, ASYNC):
+        pb = by[PB]
+        ratios = [
+            p / w for p, w in zip(pb.samples, by[system].samples, strict=True)
+        ]  # same repetition
+        row = Row(pb.workload, PB, pb.samples, system, ratios)
+        targets.append(
+            inverse_target(
+                f"{workload} {system} >= 10x faster than postgres-baileys", row, at_least=10
+            )
+        )
+    return targets
+
+
+def w2(ctx: Context) -> tuple[list[Row], list[Target]]:
+    """keys.get of 100 random sessions out of the 5,000 stored (the same 100 for every system
+    of a repetition)."""
+    ds = ctx.sessions
+    all_ids = list(ds.spec.keys["session"])
+    picks: dict[int, list[str]] = {}
+
+    def ids(rep: int) -> list[str]:
+        if rep not in picks:
+            picks[rep] = ctx.rng.sample(all_ids, 100)
+        return picks[rep]
+
+    state = PostgresAuthState.open(ctx.dsn, ds.session, keyring=ctx.keyring)
+    astate = ctx.arun(_aopen(ctx, ds.session))
+
+    def sync(rep: int) -> float:
+        started = time.perf_counter()
+        got = state.keys.get("session", ids(rep))
+        seconds = time.perf_counter() - started
+        _check("W2 waauth sync", sum(v is not None for v in got.values()), 100)
+        return seconds
+
+    async def asynchronous(rep: int) -> float:
+        started = time.perf_counter()
+        got = await astate.keys.get("session", ids(rep))
+        seconds = time.perf_counter() - started
+        _check("W2 waauth async", sum(v is not None for v in got.values()), 100)
+        return seconds
+
+    def node(cmd: str, **where: str) -> Any:
+        def run(rep: int) -> float:
+            reply = ctx.node.call(cmd, type="session", ids=ids(rep), **where)
+            _check(f"W2 {cmd}", reply["found"], 100)
+            return float(reply["seconds"])
+
+        return run
+
+    def floor(rep: int) -> float:
+        names = [layout.file_name("session", i) for i in ids(rep)]
+        seconds, found = ctx.query_floor(ds.session, names)
+        _check("W2 floor", found, 100)
+        return seconds
+
+    try:
+        samples = paired(
+            {
+                SYNC: sync,
+                ASYNC: lambda rep: ctx.arun(asynchronous(rep)),
+                FILES: node("fs_get", folder=str(ds.folder)),
+                PB: node("pb_get", session=ds.session),
+                "floor: one query fetching the rows": floor,
+            },
+            ctx.reps,
+        )
+    finally:
+        state.close()
+        ctx.arun(astate.close())
+    rows = rows_for("W2 keys.get 100 of 5,000 sessions", samples, FILES)
+    return rows, _targets("W2", rows)
+
+
+async def _aopen(ctx: Context, session: str) -> AsyncPostgresAuthState:
+    return await AsyncPostgresAuthState.open(ctx.dsn, session, keyring=ctx.keyring)
+
+
+def read_all(ctx: Context) -> list[Row]:
+    """Every key of the 5,000-file session: one keys.get per type (all types at once where the
+    API allows), decoded. The floors read the raw bytes."""
+    ds = ctx.folder
+    groups = ds.spec.groups()
+    expected = ds.spec.count() - 1
+    state = PostgresAuthState.open(ctx.dsn, ds.session, keyring=ctx.keyring)
+    astate = ctx.arun(_aopen(ctx, ds.session))
+
+    def sync(_rep: int) -> float:
+        started = time.perf_counter()
+        found = 0
+        for key_type, ids in groups.items():
+            found += sum(v is not None for v in state.keys.get(key_type, ids).values())
+        seconds = time.perf_counter() - started
+        _check("read waauth sync", found, expected)
+        return seconds
+
+    async def asynchronous(_rep: int) -> float:
+        started = time.perf_counter()
+        got = await asyncio.gather(*(astate.keys.get(t, ids) for t, ids in groups.items()))
+        seconds = time.perf_counter() - started
+        _check("read waauth async", sum(v is not None for g in got for v in g.values()), expected)
+        return seconds
+
+    def node(cmd: str, **where: str) -> Any:
+        def run(_rep: int) -> float:
+            reply = ctx.node.call(cmd, groups=groups, **where)
+            _check(f"read {cmd}", reply["found"], expected)
+            return float(reply["seconds"])
+
+        return run
+
+    def query(_rep: int) -> float:
+        seconds, found = ctx.query_floor(ds.session)
+        _check("read floor", found, expected + 1)
+        return seconds
+
+    try:
+        samples = paired(
+            {
+                SYNC: sync,
+                ASYNC: lambda rep: ctx.arun(asynchronous(rep)),
+                FILES: node("fs_read_all", folder=str(ds.folder)),
+                PB: node("pb_read_all", session=ds.session),
+                "floor: plain Python reading the files": lambda _rep: read_floor(ds.folder)[0],
+                "floor: one query fetching the rows": query,
+            },
+            ctx.reps,
+        )
+    finally:
+        state.close()
+        ctx.arun(astate.close())
+    return rows_for("R read every key of a 5,000-file session", samples, FILES)
