@@ -195,3 +195,44 @@ def test_encode_is_stable(value: Any) -> None:
     """Encoding what was decoded gives the same bytes again (what Baileys reads, it rewrites)."""
     once = codec.encode(value)
     assert codec.encode(codec.decode(once)) == once
+
+
+_any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=6)
+    | st.sampled_from(["Buffer", "buffer", "type", "data", "0", " 1", "-2", "+3", "\u00a01"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=4)
+            | st.sampled_from(["type", "buffer", "data", "value", "0", "1", " 2", "-1", "x"]),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+def _walked(document: bytes) -> Any:
+    """What decode gives without the fast path: the full walk over the parsed value."""
+    value = json.loads(document)
+    return codec._revive(value) if isinstance(value, dict | list) else value
+
+
+@given(_any_json)
+def test_fast_path_equals_the_full_walk(value: Any) -> None:
+    """Skipping the walk for text that cannot hold a Buffer never changes the result."""
+    for document in (json.dumps(value).encode(), json.dumps(value, ensure_ascii=False).encode()):
+        assert codec.decode(document) == _walked(document)
+
+
+def test_fast_path_on_every_golden_file() -> None:
+    """Every file Baileys wrote decodes the same with and without the fast path."""
+    from .golden import VERSIONS, golden  # noqa: PLC0415
+
+    for version in VERSIONS:
+        for name, data in golden(version).files().items():
+            assert codec.decode(data) == _walked(data), name

@@ -116,8 +116,18 @@ def write_folder(
     os.mkdir(building, FOLDER_MODE)
     try:
         os.chmod(building, FOLDER_MODE)  # mkdir's mode is filtered by the umask
+        # Thousands of small files: keep the loop free of Path objects and helper calls.
+        base = os.fspath(building)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         for name, data in files.items():
-            _write_file(building / name, data, fsync)
+            fd = os.open(f"{base}/{name}", flags, FILE_MODE)
+            try:
+                if os.write(fd, data) != len(data):
+                    _write_rest(fd, data)
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         if fsync:
             _fsync_dir(building)
         _swap_in(building, target)
@@ -129,18 +139,12 @@ def write_folder(
     return target
 
 
-def _write_file(path: Path, data: bytes, fsync: bool) -> None:
-    fd = os.open(
-        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE
-    )
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+def _write_rest(fd: int, data: bytes) -> None:
+    """Finish a short write (rare: a signal, a full pipe-like file system)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(path: Path) -> None:

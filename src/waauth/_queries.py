@@ -133,23 +133,28 @@ SELECT (SELECT count(*) FROM session),
 """Log out: every record goes, the registry row stays with status 'logged_out'."""
 
 LIST_SESSIONS: Final = f"""
+WITH counts AS (
+    SELECT r.session_id, r.type, count(*) AS n, sum(length(r.value)) AS bytes
+    FROM {{schema}}.records r
+    WHERE (%(owner)s::text IS NULL OR r.owner_id = %(owner)s::text)
+      AND (%(session_ids)b::text[] IS NULL OR r.session_id = ANY(%(session_ids)b::text[]))
+    GROUP BY r.session_id, r.type
+), per_session AS (
+    SELECT c.session_id, jsonb_object_agg(c.type, c.n) AS files, sum(c.bytes) AS bytes
+    FROM counts c
+    GROUP BY c.session_id
+)
 SELECT s.session_id, s.owner_id, s.status, s.account_id, s.created_at, s.updated_at,
-       coalesce(c.files, '{{}}'::jsonb), coalesce(c.bytes, 0)::bigint
+       coalesce(p.files, '{{}}'::jsonb), coalesce(p.bytes, 0)::bigint
 FROM {{schema}}.sessions s
-LEFT JOIN LATERAL (
-    SELECT jsonb_object_agg(t.type, t.n) AS files, sum(t.bytes) AS bytes
-    FROM (
-        SELECT r.type, count(*) AS n, sum(length(r.value)) AS bytes
-        FROM {{schema}}.records r
-        WHERE r.session_id = s.session_id
-        GROUP BY r.type
-    ) t
-) c ON true
+LEFT JOIN per_session p ON p.session_id = s.session_id
 WHERE {_OWNED}
   AND (%(status)s::text IS NULL OR s.status = %(status)s::text)
   AND (%(session_ids)b::text[] IS NULL OR s.session_id = ANY(%(session_ids)b::text[]))
 ORDER BY s.session_id
 """
+"""The registry with files per type and bytes per session. One grouped pass over the records
+(a per-session sub-query did 1,000 index scans over a 1M-row table: 5.8 s against 0.3-0.5 s)."""
 
 ACQUIRE_LEASE: Final = """
 INSERT INTO {schema}.leases AS l (session_id, token, host, pid, acquired_at, expires_at)
