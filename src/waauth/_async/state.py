@@ -31,7 +31,7 @@ from ..errors import (
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
-from .database import AsyncDatabase
+from .database import AsyncDatabase, Operation
 from .lease import DEFAULT_TTL, AsyncLeaseKeeper, alease_holder, held_error
 from .ops import check_written, guarded_write, load_creds, read_records
 from .writer import AsyncWriter
@@ -463,9 +463,8 @@ async def amaterialize(
     try:
         await db.open(migrate=False)
         if session_ids is None:
-            infos = await alist_sessions(
-                source, owner_id=owner_id, status="active", schema=schema, retry=retry
-            )
+            # The same database handle: no second pool or schema check for the listing.
+            infos = await db.run("list sessions", _listing(db, "active", None))
             wanted = [info.session_id for info in infos]
         else:
             wanted = [layout.validate_session_id(s) for s in session_ids]
@@ -510,14 +509,21 @@ async def alist_sessions(
     """
     db = AsyncDatabase(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=None)
     wanted = None if session_ids is None else [layout.validate_session_id(s) for s in session_ids]
-    params = {"owner": owner_id, "status": status, "session_ids": wanted}
+    try:
+        await db.open(migrate=False)
+        return await db.run("list sessions", _listing(db, status, wanted))
+    finally:
+        await db.close()
+
+
+def _listing(
+    db: AsyncDatabase, status: str | None, session_ids: list[str] | None
+) -> Operation[list[SessionInfo]]:
+    """The session registry query, scoped to the database's owner."""
+    params = {"owner": db.owner_id, "status": status, "session_ids": session_ids}
 
     async def op(conn: AsyncConnection[Any]) -> list[SessionInfo]:
         cur = await conn.execute(db.sql(_queries.LIST_SESSIONS), params)
         return [SessionInfo.from_row(row) for row in await cur.fetchall()]
 
-    try:
-        await db.open(migrate=False)
-        return await db.run("list sessions", op)
-    finally:
-        await db.close()
+    return op

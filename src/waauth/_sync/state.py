@@ -32,7 +32,7 @@ from ..errors import (
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
-from .database import Database
+from .database import Database, Operation
 from .lease import DEFAULT_TTL, LeaseKeeper, alease_holder, held_error
 from .ops import check_written, guarded_write, load_creds, read_records
 from .writer import Writer
@@ -458,9 +458,8 @@ def materialize(
     try:
         db.open(migrate=False)
         if session_ids is None:
-            infos = list_sessions(
-                source, owner_id=owner_id, status="active", schema=schema, retry=retry
-            )
+            # The same database handle: no second pool or schema check for the listing.
+            infos = db.run("list sessions", _listing(db, "active", None))
             wanted = [info.session_id for info in infos]
         else:
             wanted = [layout.validate_session_id(s) for s in session_ids]
@@ -505,14 +504,21 @@ def list_sessions(
     """
     db = Database(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=None)
     wanted = None if session_ids is None else [layout.validate_session_id(s) for s in session_ids]
-    params = {"owner": owner_id, "status": status, "session_ids": wanted}
+    try:
+        db.open(migrate=False)
+        return db.run("list sessions", _listing(db, status, wanted))
+    finally:
+        db.close()
+
+
+def _listing(
+    db: Database, status: str | None, session_ids: list[str] | None
+) -> Operation[list[SessionInfo]]:
+    """The session registry query, scoped to the database's owner."""
+    params = {"owner": db.owner_id, "status": status, "session_ids": session_ids}
 
     def op(conn: Connection[Any]) -> list[SessionInfo]:
         cur = conn.execute(db.sql(_queries.LIST_SESSIONS), params)
         return [SessionInfo.from_row(row) for row in cur.fetchall()]
 
-    try:
-        db.open(migrate=False)
-        return db.run("list sessions", op)
-    finally:
-        db.close()
+    return op
