@@ -232,17 +232,21 @@ def test_materialize_survives_kill_9_at_any_moment(tmp_path: Path) -> None:
     root = tmp_path / "root"
     script = Path(__file__).with_name("folder_writer.py")
     rng = random.Random(4)
-    seen = set()
-    for _ in range(20):
-        started = time.monotonic()
+    seen: set[str] = set()
+    kills = 0
+    while kills < 20 or (seen != {"a", "b"} and kills < 40):
+        kills += 1
         with subprocess.Popen(
             [sys.executable, str(script), str(root), str(spec)], stdout=subprocess.PIPE, text=True
         ) as proc:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "wrote 1"
-            one_write = time.monotonic() - started  # start-up included: an upper bound
-            # Land the kill anywhere in the next writes (each a build, a swap and a clean-up).
-            time.sleep(rng.uniform(0, one_write))
+            assert proc.stdout.readline().strip() == "wrote 2"
+            between = time.monotonic()
+            assert proc.stdout.readline().strip() == "wrote 3"
+            one_write = time.monotonic() - between  # a build, a swap and a clean-up
+            # Land the kill anywhere in the next two writes.
+            time.sleep(rng.uniform(0, 2 * one_write))
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         target = root / "s"
