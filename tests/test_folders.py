@@ -444,3 +444,57 @@ def test_fallback_swap_interrupted_is_repaired(
     _folders.write_folder(tmp_path, "s", new)
     assert folder_files(tmp_path / "s") == new
     assert tree(tmp_path) == ["s", "s/creds.json"]
+
+
+def test_file_name_check_is_a_second_wall_that_old_rows_do_not_block(
+    conn: psycopg.Connection[Any], schema: str
+) -> None:
+    """After the migration that adds it, the database itself refuses a row whose name would
+    leave its folder; a database that already holds one still migrates (NOT VALID)."""
+    old = f"{schema}_old"  # this module's tests get `schema` already migrated
+    try:
+        _migrations_before_file_names(conn, old)
+        conn.execute(f"INSERT INTO {old}.sessions (session_id) VALUES ('s')")
+        insert = (
+            f"INSERT INTO {old}.records (session_id, file_name, type, record_id, value)"
+            " VALUES ('s', %s, 'pre-key', '1', '\\x00'::bytea)"
+        )
+        conn.execute(insert, ["../planted-before.json"])
+        conn.commit()
+        assert waauth.migrate(conn, old) == 1
+        for name in ("../x.json", "a/b.json", "/a.json", ".", "..", ".h.json", "x.txt", "é" * 126):
+            with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+                conn.execute(insert, [name])
+        conn.execute(insert, ["pre-key-1.json"])
+        names = conn.execute(f"SELECT file_name FROM {old}.records ORDER BY 1").fetchall()
+        assert names == [("../planted-before.json",), ("pre-key-1.json",)]
+    finally:
+        conn.rollback()
+        conn.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")
+        conn.commit()
+
+
+def _migrations_before_file_names(conn: psycopg.Connection[Any], schema: str) -> None:
+    """``schema`` as a waauth from before the file-name CHECK left it."""
+    render = waauth.schema.render
+    with conn.transaction():
+        conn.execute(render(waauth.schema.VERSION_TABLE_SQL, schema))
+        for m in waauth.schema.migrations():
+            if m.name == "file_names":
+                break
+            conn.execute(render(m.sql, schema))
+            conn.execute(render(waauth.schema.RECORD_SQL, schema), [m.version, m.name])
+
+
+async def test_hidden_session_ids_are_refused_by_the_api(
+    twin: Twin, pg_dsn: str, schema: str, keyring: Keyring, tmp_path: Path
+) -> None:
+    """open, materialize and keys with a hidden id: InvalidInput saying why, nothing stored."""
+    with pytest.raises(waauth.InvalidInput, match=r"starts with '\.'"):
+        await twin.open(pg_dsn, ".bot", keyring=keyring, schema=schema)
+    with pytest.raises(waauth.InvalidInput, match=r"starts with '\.'"):
+        _folders.write_folder(tmp_path, ".bot", {layout.CREDS_FILE: b"{}"})
+    async with await twin.open(pg_dsn, "bot", keyring=keyring, schema=schema) as state:
+        with pytest.raises(waauth.InvalidInput, match="not a safe record file name"):
+            await state.keys.set({".x": {"1": {"v": 1}}})
+    assert list(tmp_path.iterdir()) == []
