@@ -15,7 +15,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -110,7 +110,7 @@ def identity_of_bytes(data: bytes) -> Identity:
 #   .<id>.waauth-tmp-<8 hex>    a folder being built
 #   .<id>.waauth-old            the old folder, set aside by a swap without renameat2
 # Every entry is touched only under the lock, so concurrent restores of one session (threads,
-# processes, hosts sharing a volume) run one after the other, and each swaps in a whole folder.
+# processes) run one after the other, and each swaps in a whole folder.
 
 
 def write_folder(
@@ -181,12 +181,12 @@ def _check_built(building: Path, session_id: str, files: Mapping[str, bytes]) ->
     }
     wanted = {name: len(data) for name, data in files.items()}
     if found != wanted:
-        missing = sorted(set(wanted) - set(found))
-        wrong = sorted(n for n in set(wanted) & set(found) if wanted[n] != found[n])
+        missing = len(wanted.keys() - found.keys())
+        wrong = sum(1 for n in wanted.keys() & found.keys() if wanted[n] != found[n])
         raise WaauthError(
             f"session {session_id!r}: the folder built in {str(building)!r} is incomplete "
-            f"({len(missing)} files missing, {len(wrong)} of the wrong size, "
-            f"{len(set(found) - set(wanted))} unexpected); the old folder was kept"
+            f"({missing} files missing, {wrong} of the wrong size, "
+            f"{len(found.keys() - wanted.keys())} unexpected); the old folder was kept"
         )
 
 
@@ -221,7 +221,8 @@ def _session_lock(root: Path, session_id: str) -> Iterator[None]:
         yield
     finally:
         try:
-            os.unlink(path)  # while still holding it: see above
+            with suppress(FileNotFoundError):  # someone removed it by hand
+                os.unlink(path)  # while still holding it: see above
         finally:
             os.close(fd)  # releases the lock
 
@@ -258,7 +259,8 @@ def _repair_interrupted_swap(root: Path, session_id: str) -> None:
 def _remove_leftovers(root: Path, session_id: str) -> None:
     """Folders being built by a restore that was killed (only under the session's lock, so
     never one that a live restore is building): never a session's real folder."""
-    leftover = re.compile(re.escape(f".{session_id}{_BUILDING}") + "[0-9a-f]{8}")
+    # `.<id>.waauth-<hex>` (no `tmp-`): the name earlier development builds gave them.
+    leftover = re.compile(re.escape(f".{session_id}.waauth-") + "(?:tmp-)?[0-9a-f]{8}")
     for entry in os.scandir(root):
         if leftover.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
