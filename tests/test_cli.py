@@ -8,6 +8,8 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import psycopg
 import pytest
 
 import waauth
-from waauth import Keyring
+from waauth import Keyring, layout
 from waauth._admin import rotate
 from waauth._sync.database import Database
 from waauth.cli import exit_code, main
@@ -26,6 +28,7 @@ from .cli_support import (
     Background,
     Cli,
     alive,
+    environment,
     postgres_processes,
     postmaster_pid,
     run,
@@ -33,6 +36,7 @@ from .cli_support import (
 )
 from .golden import golden
 from .test_at_rest import private_keys
+from .test_folders import plant
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -517,3 +521,133 @@ def test_rm_refuses_a_session_a_live_process_runs(cli: Cli, sessions: Path) -> N
     with psycopg.connect(cli.dsn) as conn:
         left = conn.execute(f"SELECT count(*) FROM {cli.schema}.leases").fetchone()
     assert left == (0,)
+
+
+# -- pull under adversity (issue 13) -----------------------------------------------------------
+
+
+def test_two_pulls_at_once_always_leave_a_complete_folder(
+    cli: Cli, tmp_path: Path, conn: Conn
+) -> None:
+    """Two ``pull --session S ROOT`` at once (a rolling deploy on a shared volume): every round
+    ends with the whole stored session on disk, creds.json included, and both runs exit 0."""
+    folder = tmp_path / "big"
+    shutil.copytree(golden("baileys7").folder, folder)
+    for i in range(3000):
+        (folder / f"pre-key-{1000 + i}.json").write_text(
+            f'{{"private": "{i:032d}", "public": "{i:032d}"}}'
+        )
+    assert cli("push", str(folder), "--session", "big").returncode == 0
+    expected = folder_files(folder)
+    root = tmp_path / "root"
+    args = cli.args("pull", str(root), "--session", "big")
+    env = environment(cli.environment())
+    broken = []
+    for round_ in range(20):
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "waauth", *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
+            for _ in range(2)
+        ]
+        outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+        got = folder_files(root / "big") if (root / "big").is_dir() else {}
+        if got != expected or any(code != 0 for code, _ in outcomes):
+            broken.append(
+                (round_, len(got), layout.CREDS_FILE in got, [code for code, _ in outcomes])
+            )
+    assert broken == [], "rounds (round, files on disk, creds there, exit codes) that broke"
+
+
+def test_pull_all_restores_every_good_session_and_names_each_failure(
+    cli: Cli, sessions: Path, tmp_path: Path, conn: Conn
+) -> None:
+    """A row that does not decrypt, an id too long for a folder name, a hidden id and a row
+    whose name leaves the folder: each fails its session, by name; the good ones are
+    restored; pull exits 1; nothing is written outside ROOT's session folders."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    keyring = Keyring([cli.key or ""])
+    files = golden("baileys7").files()
+    long_id = "0" + "日" * 90
+    for sid in (long_id, ".hidden"):
+        plant(conn, cli.schema, sid, files, keyring)
+    plant(conn, cli.schema, "escaper", {**files, "../../escape.json": b"{}"}, keyring)
+    conn.execute(
+        f"UPDATE {cli.schema}.records SET value = value || '\\x00'::bytea"
+        " WHERE session_id = 'user_2' AND file_name = 'pre-key-3.json'"
+    )
+    conn.commit()
+    top = tmp_path / "top"
+    root = top / "root"
+    pulled = cli("pull", str(root), "--all")
+    assert pulled.returncode == 1, pulled.stderr
+    assert "restored 1 session" in pulled.stdout
+    assert folder_files(root / "user_1") == golden("baileys7").files()
+    assert sorted(p.name for p in root.iterdir()) == ["user_1"]
+    assert sorted(p.name for p in top.iterdir()) == ["root"]
+    errors = "\n".join(pulled.errors)
+    assert len(pulled.errors) == 4, pulled.stderr
+    assert "session 'user_2', file 'pre-key-3.json'" in errors
+    assert "session 'escaper', file '../../escape.json': not a safe record file name" in errors
+    assert "longer than 128 bytes" in errors
+    assert "'.hidden': it starts with '.'" in errors
+    assert "4 of 5 sessions were not restored" in pulled.stderr
+
+    as_json = cli("pull", str(root), "--all", "--json")
+    assert as_json.returncode == 1
+    report = as_json.json()
+    assert list(report["written"]) == ["user_1"]
+    assert sorted(report["failed"]) == sorted(["user_2", "escaper", long_id, ".hidden"])
+
+
+def test_rotate_key_does_not_reseal_hostile_rows(
+    cli: Cli, sessions: Path, tmp_path: Path, conn: Conn
+) -> None:
+    """rotate-key --accept-plaintext seals plaintext rows with the real key, but never a row
+    whose file name would leave its folder: that one is reported and left as it was, so no
+    ordinary keyring will ever open it; pull then still refuses it."""
+    assert (
+        cli("push", str(sessions / "user_1"), key=None, WAAUTH_INSECURE_PLAINTEXT="1").returncode
+        == 0
+    )
+    plant(conn, cli.schema, "user_1", {"../../escape.json": b"{}"}, Keyring.plaintext())
+    plant(conn, cli.schema, "../evil", {"creds.json": b"{}"}, Keyring.plaintext())
+    conn.commit()
+    rotated = cli("rotate-key", "--accept-plaintext", "--json")
+    assert rotated.returncode == 1, rotated.stderr
+    report = rotated.json()
+    assert report["rotated"] == len(golden("baileys7").files())
+    assert sorted((p["session_id"], p["file_name"]) for p in report["failed"]) == [
+        ("../evil", "creds.json"),
+        ("user_1", "../../escape.json"),
+    ]
+    assert all("not re-sealed" in p["reason"] for p in report["failed"])
+    left = conn.execute(
+        f"SELECT session_id, substring(value from 1 for 1) FROM {cli.schema}.records"
+        " WHERE file_name = '../../escape.json' OR session_id = '../evil' ORDER BY 1"
+    ).fetchall()
+    assert [(sid, bytes(cast(bytes, head))) for sid, head in left] == [
+        ("../evil", b"\x00"),
+        ("user_1", b"\x00"),
+    ]
+    top = tmp_path / "top"
+    pulled = cli("pull", str(top / "root"), "--session", "user_1")
+    assert pulled.returncode == 1
+    assert "'../../escape.json'" in pulled.stderr
+    assert [p for p in top.rglob("*") if p != top / "root"] == []  # nothing written at all
+
+
+def test_hidden_session_ids_are_refused_everywhere(cli: Cli, sessions: Path) -> None:
+    """A session id that starts with '.' would be a hidden folder, which the mirror and
+    ``push --all`` skip: refused with a clear usage error by push and pull."""
+    pushed = cli("push", str(sessions / "user_1"), "--session", ".user_1")
+    assert pushed.returncode == 2
+    assert "starts with '.'" in pushed.stderr
+    pulled = cli("pull", "out", "--session", ".user_1")
+    assert pulled.returncode == 2
+    assert "starts with '.'" in pulled.stderr

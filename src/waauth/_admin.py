@@ -28,7 +28,7 @@ from ._sync.migrations import current_version
 from ._sync.ops import load_creds
 from ._sync.state import list_sessions
 from .encryption import Keyring
-from .errors import CorruptRecord, DecryptionError, SessionNotFound
+from .errors import CorruptRecord, DecryptionError, InvalidInput, SessionNotFound
 from .sessions import SessionInfo
 
 __all__ = [
@@ -249,6 +249,11 @@ def _rotate_batch(
         values: list[bytes] = []
         failed: list[RecordProblem] = []
         for session_id, name, sealed in rows:
+            unsafe = _unsafe_row(session_id, name)
+            if unsafe:
+                # Sealing it with the real key would let every ordinary keyring open it.
+                failed.append(RecordProblem(session_id, name, f"{unsafe}; not re-sealed"))
+                continue
             try:
                 plain = keyring.decrypt(sealed, session_id=session_id, file_name=name)
             except DecryptionError as exc:
@@ -263,6 +268,17 @@ def _rotate_batch(
             )
     last = (rows[-1][0], rows[-1][1]) if rows else None
     return _Batch(len(rows), len(sessions), failed, last)
+
+
+def _unsafe_row(session_id: str, file_name: str) -> str | None:
+    """Why a row must not be re-sealed: a session id or file name that could not name its
+    folder or its file (planted with raw SQL, or stored before waauth checked them)."""
+    try:
+        layout.validate_session_id(session_id)
+        layout.check_file_name(file_name)
+    except InvalidInput as exc:
+        return str(exc)
+    return None
 
 
 # -- checks (doctor) -------------------------------------------------------------------------

@@ -23,12 +23,14 @@ from .._sync.state import PostgresAuthState, list_sessions, materialize
 from ..encryption import Keyring
 from ..errors import (
     ConfigurationError,
+    IncompleteRestore,
     InvalidInput,
     SessionNotFound,
     StoreUnavailable,
     WaauthError,
 )
 from ..schema import SCHEMA_VERSION, check_schema_name
+from ..sessions import MaterializeReport
 from . import _output
 from ._app import (
     DEFAULT_WAIT,
@@ -372,8 +374,11 @@ def pull(
     \b
     waauth pull --all .auth_sessions && exec node server.js
 
-    Each folder is swapped in atomically, byte for byte. A session with no creds stored is
-    not written (Baileys will pair it anew); that is not an error, so a first deploy starts.
+    Each folder is swapped in atomically, byte for byte, and holds every stored file or is
+    not touched. A session with no creds stored is not written (Baileys will pair it anew);
+    that is not an error, so a first deploy starts. A session that cannot be restored (a row
+    that does not decrypt, an unsafe file name, an id that cannot name a folder) is named on
+    stderr; every other one is restored, then pull exits 1.
     """
     if all_ == bool(session_ids):
         raise click.UsageError("pull needs --all or --session ID (not both)")
@@ -383,30 +388,47 @@ def pull(
     if all_:
         infos = list_sessions(app.dsn, status="active", schema=app.schema, retry=app.retry)
         wanted = [info.session_id for info in infos]
-    written: dict[str, Path] = {}
-    without_creds: list[str] = []
+    total = MaterializeReport()
     # One place to restore, so that a session lease can be taken here once it exists.
     with app.progress(len(wanted) if len(wanted) > 1 else 0, "pulling") as advance:
         for start in range(0, len(wanted), PULL_CHUNK):
             chunk = wanted[start : start + PULL_CHUNK]
-            report = materialize(
-                app.dsn,
-                root,
-                keyring=keyring,
-                session_ids=chunk,
-                schema=app.schema,
-                retry=app.retry,
-                fsync=fsync,
-            )
-            written.update(report.written)
-            without_creds.extend(report.without_creds)
+            try:
+                report = materialize(
+                    app.dsn,
+                    root,
+                    keyring=keyring,
+                    session_ids=chunk,
+                    schema=app.schema,
+                    retry=app.retry,
+                    fsync=fsync,
+                )
+            except IncompleteRestore as exc:  # each failure was logged, naming its session
+                report = exc.report
+            total.written.update(report.written)
+            total.without_creds.extend(report.without_creds)
+            total.failed.update(report.failed)
             advance(len(chunk))
     if as_json:
-        app.out(_output.to_json({"written": written, "without_creds": without_creds}))
-        return EXIT_OK
-    for sid in without_creds:
-        app.warn(f"session {sid!r} has no creds stored: not written (Baileys will pair it anew)")
-    app.say(f"restored {len(written)} session{'' if len(written) == 1 else 's'} into {root}")
+        failed = {sid: str(exc) for sid, exc in total.failed.items()}
+        app.out(
+            _output.to_json(
+                {"written": total.written, "without_creds": total.without_creds, "failed": failed}
+            )
+        )
+    else:
+        for sid in total.without_creds:
+            app.warn(
+                f"session {sid!r} has no creds stored: not written (Baileys will pair it anew)"
+            )
+        count = len(total.written)
+        app.say(f"restored {count} session{'' if count == 1 else 's'} into {root}")
+    if total.failed:
+        app.note(
+            f"{len(total.failed)} of {len(total.failed) + len(total.written)} sessions were not "
+            "restored (see the errors above; docs/folders.md says what to do)"
+        )
+        return _exit_code(next(iter(total.failed.values())))
     return EXIT_OK
 
 
