@@ -87,6 +87,9 @@ def test_settings_resolve_as_the_command_does(tmp_path: Path) -> None:
         ("host=127.0.0.1 target_session_attrs=bogus", "target_session_attrs"),
         ("host=127.0.0.1 colour=blue", 'invalid connection option "colour"'),
         ("postgresql://u@h:abc/x", "port 'abc'"),
+        ("host=db hostaddr=db.internal", "hostaddr 'db.internal' is not an IP address"),
+        ("host=db sslmode=prefer sslnegotiation=direct", 'weak sslmode "prefer"'),
+        ("service=no_such_service_waauth", 'definition of service "no_such_service_waauth"'),
     ],
 )
 def test_a_malformed_address_is_a_configuration_error(dsn: str, named: str) -> None:
@@ -101,6 +104,9 @@ def test_a_good_address_passes() -> None:
     for dsn in (
         "postgresql://postgres@127.0.0.1:5432/test?sslmode=require",
         "host=a,b port=5432,5433 dbname=x target_session_attrs=read-write",
+        "host=db target_session_attrs=prefer-standby load_balance_hosts=random",
+        "host=/tmp/sockets dbname=x channel_binding=require require_auth=scram-sha-256",
+        "host=db hostaddr=10.0.0.5 sslmode=verify-full sslrootcert=system",
     ):
         assert check_conninfo(dsn) == dsn
 

@@ -20,10 +20,10 @@ Addresses are checked before any connection: :func:`check_conninfo` raises
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,10 @@ KEY_FILE_ENV_VAR: Final = "WAAUTH_KEY_FILE"
 PLAINTEXT_ENV_VAR: Final = "WAAUTH_INSECURE_PLAINTEXT"
 SCHEMA_ENV_VAR: Final = "WAAUTH_SCHEMA"
 
+# Where a connection goes: replaced by _NOWHERE when checking the other options.
+_WHERE: Final = ("host", "hostaddr", "port", "password")
+# A numeric loopback address (no name lookup) and a port nothing should listen on.
+_NOWHERE: Final = {"host": "localhost", "hostaddr": "127.0.0.1", "port": "1"}
 # Group or others may read or write the file: ssh warns about (and refuses) such key files.
 _LOOSE: Final = stat.S_IRWXG | stat.S_IRWXO
 
@@ -135,10 +139,11 @@ def check_conninfo(conninfo: str) -> str:
     """Return ``conninfo`` if libpq can use it; else :class:`~waauth.ConfigurationError`.
 
     Checks the syntax and option names (``conninfo_to_dict``), then the option values: libpq
-    checks those (``sslmode``, ``target_session_attrs``, port numbers...) only when a
-    connection starts, and reports a bad one like a failed connection, with no SQLSTATE. So a
-    connection is started offline, towards a socket in an empty folder, once with the options
-    and once without: only the options can make the two outcomes differ. No server is contacted.
+    checks those (``sslmode``, ``target_session_attrs``...) only when a connection starts,
+    and reports a bad one like a failed connection, with no SQLSTATE. So a connection is
+    started with the same options towards a closed local port and dropped at once: libpq
+    fails it before it opens a socket only if an option is wrong (a TCP connection is never
+    refused that early). No server is contacted and nothing is sent.
     """
     if not isinstance(conninfo, str) or not conninfo.strip():
         raise ConfigurationError("the database address is empty")
@@ -146,22 +151,31 @@ def check_conninfo(conninfo: str) -> str:
         params = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
         raise ConfigurationError(f"the database address is not valid: {_first_line(exc)}") from None
-    options = {k: v for k, v in params.items() if k not in ("host", "hostaddr", "port", "password")}
-    with tempfile.TemporaryDirectory(prefix="waauth-") as nowhere:
-        with_options = _offline_attempt(make_conninfo("", **options, host=nowhere, port="5432"))
-        without = _offline_attempt(make_conninfo("", host=nowhere, port="5432"))
-    if with_options != without:
-        raise ConfigurationError(f"the database address is not valid: {with_options}")
     port = str(params.get("port") or "5432")
     if not all(part.strip().isdigit() for part in port.split(",")):
         raise ConfigurationError(f"the database address is not valid: port {port!r}")
+    for address in filter(None, str(params.get("hostaddr") or "").split(",")):
+        try:
+            ipaddress.ip_address(address.strip())
+        except ValueError:
+            raise ConfigurationError(
+                f"the database address is not valid: hostaddr {address!r} is not an IP address"
+            ) from None
+    options = {k: v for k, v in params.items() if k not in _WHERE}
+    problem = _refused_at_start(make_conninfo("", **options, **_NOWHERE))
+    # If even no options fail there (no loopback, no sockets allowed), nothing can be told.
+    if problem is not None and _refused_at_start(make_conninfo("", **_NOWHERE)) is None:
+        raise ConfigurationError(f"the database address is not valid: {problem}")
     return conninfo
 
 
-def _offline_attempt(conninfo: str) -> str:
+def _refused_at_start(conninfo: str) -> str | None:
+    """libpq's error if it refuses to even start a connection, else None."""
     pgconn = pq.PGconn.connect_start(conninfo.encode())
     try:
-        return pgconn.get_error_message("utf-8").strip()
+        if pgconn.status == pq.ConnStatus.BAD:
+            return pgconn.get_error_message("utf-8").strip().splitlines()[0]
+        return None
     finally:
         pgconn.finish()
 
