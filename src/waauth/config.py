@@ -1,13 +1,13 @@
 """Configuration from the environment, resolved the same way by the library and the command.
 
-=========================== ==================================================================
-``WAAUTH_DSN``              The PostgreSQL server (libpq URL or conninfo); else
-``DATABASE_URL``            this one (what Railway, Heroku and Render set).
-``WAAUTH_KEY_FILE``         A file holding the keys; wins over ``WAAUTH_KEYS``.
-``WAAUTH_KEYS``             Comma-separated keys; the first encrypts.
-``WAAUTH_INSECURE_PLAINTEXT`` ``1`` with no key configured: store unencrypted (experiments).
-``WAAUTH_SCHEMA``           The Postgres schema of waauth's tables (default ``waauth``).
-=========================== ==================================================================
+================================= ============================================================
+``WAAUTH_DSN``                    The PostgreSQL server (libpq URL or conninfo); else
+``DATABASE_URL``                  this one (what Railway, Heroku and Render set).
+``WAAUTH_KEY_FILE``               A file holding the keys; wins over ``WAAUTH_KEYS``.
+``WAAUTH_KEYS``                   Comma-separated keys; the first encrypts.
+``WAAUTH_INSECURE_PLAINTEXT``     ``1`` with no key configured: store unencrypted.
+``WAAUTH_SCHEMA``                 The Postgres schema of waauth's tables (default ``waauth``).
+================================= ============================================================
 
 A bot calls ``Settings.from_env(os.environ)`` (or :func:`dsn_from_env` and
 ``Keyring.from_env``); ``waauth`` on the command line reads the same variables through the same
