@@ -73,6 +73,13 @@ def test_settings_resolve_as_the_command_does(tmp_path: Path) -> None:
     assert settings.dsn == "postgresql://bot:s3cret-pw@db.internal:5432/app"
     assert (settings.schema, settings.key_file) == ("bots", tmp_path / "keys")
     assert "s3cret-pw" not in repr(settings)
+    key = Keyring.generate_key()
+    (tmp_path / "keys").write_text(key, encoding="utf-8")
+    (tmp_path / "keys").chmod(0o600)
+    assert settings.keyring().key_ids == Keyring([key]).key_ids
+    with pytest.raises(waauth.ConfigurationError, match="WAAUTH_KEYS is not set"):
+        Settings.from_env({}).keyring()
+    assert not Settings.from_env({"WAAUTH_INSECURE_PLAINTEXT": "1"}).keyring().encrypts
     with pytest.raises(waauth.ConfigurationError, match="WAAUTH_DSN or DATABASE_URL"):
         Settings.from_env({}).require_dsn()
     with pytest.raises(waauth.ConfigurationError, match="schema"):
