@@ -673,6 +673,7 @@ def test_global_options_work_after_the_subcommand(
     debug = run("ls", "--dsn", "postgresql://postgres@127.0.0.1:1/x", "--wait", "0", "--debug")
     assert debug.returncode == 4
     assert "Traceback" in debug.stderr
+    assert debug.seconds < 15  # --wait 0 taken, not the 30 s default
     bad = run("ls", "--schema", "Bad-Name", "--dsn", cli.dsn)
     assert bad.returncode == 2
 

@@ -957,8 +957,8 @@ def _late(attribute: str, convert: Callable[[Any], Any] = lambda value: value) -
     """A callback that sets an option given after the subcommand (None: not given)."""
 
     def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        if value is None or value is False or value == 0:
-            return
+        if value is None or value is False or (attribute == "verbosity" and value == 0):
+            return  # not given after the subcommand (a flag or -v count left at its default)
         app = ctx.find_object(App)
         if app is None:  # pragma: no cover - main() always passes one
             return
