@@ -425,7 +425,7 @@ def _pushed_line(session_id: str, entry: dict[str, Any]) -> str:
 # issue 15: --require and --if-unleased (their logic: _check_required, if_unleased= below)
 @click.option("--require", is_flag=True, help="A --session not stored (or without creds) fails.")
 @click.option(
-    "--if-unleased", is_flag=True, help="Skip sessions a live process holds (their lease)."
+    "--if-unleased", is_flag=True, help="Exit 3 if a live process holds a session's lease."
 )
 @json_option
 @click.pass_obj
