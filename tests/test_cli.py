@@ -646,6 +646,22 @@ def test_pull_of_a_missing_session_names_it_and_require_fails(cli: Cli, tmp_path
     assert unleased.returncode == 0, unleased.stderr
 
 
+def test_pull_if_unleased_leaves_a_session_another_process_runs(
+    cli: Cli, sessions: Path, tmp_path: Path
+) -> None:
+    """--if-unleased: exit 3 and no folder while a live process holds the lease; without the
+    flag, or once the lease is free, the folder is written."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema):
+        held = cli("pull", "--session", "user_1", "--if-unleased", str(tmp_path / "a"))
+        assert held.returncode == 3, held.stderr
+        assert not (tmp_path / "a" / "user_1").exists()
+        assert cli("pull", "--session", "user_1", str(tmp_path / "b")).returncode == 0
+    free = cli("pull", "--session", "user_1", "--if-unleased", str(tmp_path / "a"))
+    assert free.returncode == 0, free.stderr
+    assert folder_files(tmp_path / "a" / "user_1") == golden("baileys7").files()
+
+
 def test_global_options_work_after_the_subcommand(
     cli: Cli, sessions: Path, tmp_path: Path, key: str
 ) -> None:
