@@ -371,13 +371,14 @@ def _scan_row(scan: _Scan, keyring: Keyring | None, row: tuple[Any, ...]) -> Non
         session.pre_keys.add(int(record_id))
     if keyring is None:
         return
-    if keyring.encrypts and keyring.needs_rotation(sealed):
-        scan.old_key += 1
     try:
         plain = keyring.decrypt(sealed, session_id=session_id, file_name=name)
     except DecryptionError as exc:
         scan.undecryptable.append(RecordProblem(session_id, name, exc.reason))
         return
+    # Only a row one of the keys opens can be re-sealed: the others are the records check's.
+    if keyring.encrypts and keyring.needs_rotation(sealed):
+        scan.old_key += 1
     try:
         value = _folders.check_record(session_id, name, plain)
     except CorruptRecord as exc:
@@ -434,7 +435,17 @@ def _records_check(scan: _Scan, keyring: Keyring) -> Check:
     if scan.undecryptable:
         keys = ", ".join(keyring.key_ids) or "none (plaintext)"
         details.insert(0, f"the current keys: {keys}")
+        details.extend(_WRONG_KEY_ADVICE)
     return Check("records", "fail", f"{'; '.join(parts)} (of {scan.rows})", details, bad)
+
+
+# rotate-key cannot help on its own: it re-seals only rows that one of the keys opens.
+_WRONG_KEY_ADVICE: Final = (
+    "if the key that sealed them is known: list it after the current one "
+    "(WAAUTH_KEYS=current,old), check with `waauth doctor`, then `waauth rotate-key`",
+    "if that key is lost, those sessions cannot be opened again: `waauth rm ID`, "
+    "then pair them anew (QR code)",
+)
 
 
 def _grouped(problems: list[RecordProblem]) -> list[str]:
