@@ -105,7 +105,9 @@ def translate(exc: BaseException, doing: str, *, gave_up: bool = False) -> Waaut
     code = f" [{sqlstate}]" if sqlstate else ""
     if gave_up or is_retryable(exc):
         return StoreUnavailable(f"{doing}: the database is unavailable ({name}{code})")
-    if isinstance(exc, pgerrors.InsufficientPrivilege):
+    # A refusal (privileges, row-level security, or a connection refused for lack of them) is
+    # not an outage: AccessDenied, never retried, never StoreUnavailable.
+    if sqlstate == "42501" or (_rejected_at_connect(exc) and "permission denied" in str(exc)):
         return AccessDenied(f"{doing}: the database refused access ({name}{code})")
     if isinstance(exc, pgerrors.UndefinedTable | pgerrors.InvalidSchemaName):
         return SchemaError(f"{doing}: waauth's tables are missing; run waauth.migrate()")
