@@ -231,7 +231,9 @@ class PostgresAuthState:
 
         Raises :class:`~waauth.StoreUnavailable` (its ``pending`` says how many records are not
         yet written) if a write fails meanwhile or ``timeout`` seconds pass; the pending state
-        is kept and still written when the database comes back.
+        is kept and still written when the database comes back. Raises
+        :class:`~waauth.AccessDenied` if the database refused a write since the last flush (a
+        role without the rights): what that write held was dropped, not kept.
         """
         self._check_open()
         self._writer.flush(timeout)
@@ -339,8 +341,9 @@ class PostgresAuthState:
     def close(self) -> None:
         """Flush, stop the writer and close the pool if waauth opened it. Safe to call twice.
 
-        If the final flush fails, :class:`~waauth.StoreUnavailable` is raised once everything
-        is closed: what was still pending is then lost with the process.
+        If the final flush fails, :class:`~waauth.StoreUnavailable` (or
+        :class:`~waauth.AccessDenied`, for a refused write) is raised once everything is
+        closed: what was still pending is then lost with the process.
 
         A state never closed is flushed and closed at interpreter exit (within
         ``waauth._exit.EXIT_TIMEOUT`` seconds for all; an error naming the session is logged if
@@ -484,7 +487,8 @@ class Keys:
         window). Pending creds go in the same statement, so stored creds are never older than
         keys written after them. Raises before writing anything if a value cannot be stored;
         while the database is away, retries for the retry budget, then raises
-        :class:`~waauth.StoreUnavailable` with nothing of this call written.
+        :class:`~waauth.StoreUnavailable` with nothing of this call written. A write the
+        database refuses raises :class:`~waauth.AccessDenied` at once (never retried).
         """
         state = self._state
         state._check_open()

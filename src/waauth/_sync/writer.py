@@ -172,7 +172,7 @@ class Writer:
                     raise self._unflushed("the writer stopped")
                 left = None if timeout is None else started + timeout - time.monotonic()
                 if left is not None and left <= 0:
-                    raise self._unflushed(f"not written within {timeout:.0f} s")
+                    raise self._unflushed(f"not written within {timeout:g} s")
                 condition_wait(
                     self._cond, _LIVENESS_CHECK if left is None else min(left, _LIVENESS_CHECK)
                 )
