@@ -511,17 +511,21 @@ def test_plaintext_opt_out_is_explicit(cli: Cli, sessions: Path) -> None:
 
 def test_rm_refuses_a_session_a_live_process_runs(cli: Cli, sessions: Path) -> None:
     """rm exits 3 while a live process holds the lease (its next write would bring the session
-    back); once the lease is free, rm deletes the session and its lease."""
+    back); once the lease is free, rm deletes the session and expires its lease with a new
+    token (a tombstone: tokens never repeat)."""
     assert cli("push", str(sessions / "user_1")).returncode == 0
-    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema):
+    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema) as lease:
+        token = lease.token
         held = cli("rm", "user_1", "--yes")
         assert held.returncode == 3
         assert "held by" in held.stderr
     removed = cli("rm", "user_1", "--yes")
     assert removed.returncode == 0, removed.stderr
     with psycopg.connect(cli.dsn) as conn:
-        left = conn.execute(f"SELECT count(*) FROM {cli.schema}.leases").fetchone()
-    assert left == (0,)
+        left = conn.execute(
+            f"SELECT token > %s, expires_at <= now() FROM {cli.schema}.leases", [token]
+        ).fetchall()
+    assert left == [(True, True)]
 
 
 # -- pull under adversity (issue 13) -----------------------------------------------------------

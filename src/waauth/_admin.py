@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from psycopg import Connection
 
-from . import _folders, layout
+from . import _folders, _queries, layout
 from ._sync.database import Database
 from ._sync.lease import held_error
 from ._sync.migrations import current_version
@@ -131,11 +131,6 @@ WHERE session_id = %(session_id)s AND expires_at > now()
 FOR UPDATE
 """
 """A live holder of the session (locked, so that it cannot renew while we delete)."""
-
-DELETE_LEASE: Final = """
-DELETE FROM {schema}.leases WHERE session_id = %(session_id)s
-"""
-"""An expired lease goes too: a holder that wakes up later finds no token and is fenced."""
 
 
 @dataclass(frozen=True)
@@ -643,7 +638,8 @@ def delete_session(db: Database, session_id: str) -> int:
 
     Raises :class:`~waauth.SessionNotFound` when no such session is stored, and
     :class:`~waauth.LeaseHeld` while a live process runs it (its next write would bring the
-    session back).
+    session back). The lease row stays, expired, with a new token: a holder paused past its
+    expiry is fenced when it wakes up, and the next holder gets a larger token still.
     """
     layout.validate_session_id(session_id)
     params = {"session_id": session_id}
@@ -653,7 +649,7 @@ def delete_session(db: Database, session_id: str) -> int:
             holder = conn.execute(db.sql(LIVE_LEASE_FOR_DELETE), params).fetchone()
             if holder is not None:
                 raise held_error(session_id, holder)
-            conn.execute(db.sql(DELETE_LEASE), params)
+            conn.execute(db.sql(_queries.TOMBSTONE_LEASE), params)
             row = conn.execute(db.sql(COUNT_SESSION_RECORDS), params).fetchone()
             deleted = conn.execute(db.sql(DELETE_SESSION_ROW), params).fetchone()
         if deleted is None:

@@ -144,7 +144,9 @@ def translate(
     reason = cause(exc, secrets=secrets)
     if gave_up or is_retryable(exc):
         return StoreUnavailable(f"{doing}: the database is unavailable ({name}{code}): {reason}")
-    if isinstance(exc, pgerrors.InsufficientPrivilege):
+    # A refusal (privileges, row-level security, or a connection refused for lack of them) is
+    # not an outage: AccessDenied, never retried, never StoreUnavailable.
+    if sqlstate == "42501" or (server_refused(exc) and "permission denied" in str(exc)):
         return AccessDenied(f"{doing}: the database refused access ({name}{code})")
     if isinstance(exc, pgerrors.UndefinedTable | pgerrors.InvalidSchemaName):
         return SchemaError(f"{doing}: waauth's tables are missing; run waauth.migrate()")
