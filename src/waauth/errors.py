@@ -24,6 +24,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "WaauthError",
+    "WatcherFailed",
 ]
 
 
@@ -138,5 +139,11 @@ class LeaseHeld(WaauthError):
 
 class LeaseLost(WaauthError):
     """The session's lease passed to another holder; this state no longer writes."""
+
+    __module__ = "waauth"
+
+
+class WatcherFailed(WaauthError):
+    """A mirror's file watcher kept failing and was given up: changes are no longer mirrored."""
 
     __module__ = "waauth"

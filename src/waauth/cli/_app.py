@@ -27,7 +27,7 @@ from .._sync.database import Database
 from .._sync.migrations import migrate
 from ..embedded import EmbeddedPostgres
 from ..encryption import KEYS_ENV_VAR, PLAINTEXT_ENV_VAR, Keyring
-from ..errors import ConfigurationError, LeaseHeld, StoreUnavailable
+from ..errors import ConfigurationError, LeaseHeld, StoreUnavailable, WatcherFailed
 from ..retry import RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from . import _embedded
@@ -39,6 +39,8 @@ EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_LEASE_HELD: Final = 3
 EXIT_UNAVAILABLE: Final = 4
+EXIT_WATCHER_FAILED: Final = 5  # watch: the file watcher kept failing and was given up
+EXIT_NOT_MIRRORED: Final = 6  # watch: a session could not be mirrored up to the end
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 KEY_FILE_ENV_VAR: Final = "WAAUTH_KEY_FILE"
@@ -58,6 +60,8 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_LEASE_HELD
     if isinstance(exc, StoreUnavailable):
         return EXIT_UNAVAILABLE
+    if isinstance(exc, WatcherFailed):
+        return EXIT_WATCHER_FAILED
     if isinstance(exc, click.UsageError):
         return EXIT_USAGE
     if isinstance(exc, KeyboardInterrupt):
