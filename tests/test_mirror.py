@@ -634,7 +634,7 @@ async def test_import_takes_the_bak_where_baileys_would(
     conn: psycopg.Connection[Any],
 ) -> None:
     """import_folder reads X.json.bak where X.json is missing or torn, as Baileys' reader does,
-    and does not list Baileys' own .tmp/.bak files as skipped."""
+    and does not list Baileys' own .tmp/.bak files as skipped (a FIFO and a link it does)."""
     folder = tmp_path / "s1"
     shutil.copytree(G7.folder, folder)
     torn = "session-5511888888888.3.json"
@@ -642,7 +642,11 @@ async def test_import_takes_the_bak_where_baileys_would(
     shutil.copy(folder / torn, folder / f"{torn}.bak")
     (folder / torn).write_bytes(G7.files()[torn][:10])
     (folder / "pre-key-1.json.tmp").write_bytes(b'{"half')
+    # The mirror's rule for what is read holds here too: no FIFO opened, no link followed.
+    os.mkfifo(folder / "pre-key-99.json")
+    (tmp_path / "outside.json").write_text("{}")
+    (folder / "pre-key-98.json").symlink_to(tmp_path / "outside.json")
     async with await twin.open(pg_dsn, "s1", keyring=keyring, schema=schema) as state:
         result = await state.import_folder(folder)
     assert stored(conn, schema, "s1", keyring) == G7.files()
-    assert result.skipped == []
+    assert result.skipped == ["pre-key-98.json", "pre-key-99.json"]
