@@ -481,6 +481,8 @@ async def test_an_unreadable_session_does_not_stop_the_others(
         stats = mirror.stats()
         assert [line.split(":")[0] for line in stats.failing] == ["sealed"]
         assert "session sealed cannot be mirrored" in caplog.text
+        assert stats.pending_sessions == 1  # its folder is not in the database
+        assert stats.oldest_pending is not None and stats.oldest_pending > 0
         await mirror.flush()  # a failing session is reported, not a flush error
         assert stored(conn, schema, "sealed", other) == G6.files()  # left as it was
         # Retried at a slow pace (every 0.3 s here), not every tick (0.1 s), logged once.
@@ -492,6 +494,8 @@ async def test_an_unreadable_session_does_not_stop_the_others(
         conn.execute(f"DELETE FROM {schema}.sessions WHERE session_id = 'sealed'")
         await eventually(lambda: mirror.stats().failing == ())
         await eventually(lambda: stored(conn, schema, "sealed", keyring) == G6.files())
+        await eventually(lambda: mirror.stats().pending_sessions == 0)
+        assert mirror.stats().oldest_pending is None
     finally:
         await mirror.stop()
     assert "will retry" not in caplog.text
