@@ -274,11 +274,10 @@ async def test_a_failed_watcher_is_logged_counted_and_restarted(
     starts = break_watcher(monkeypatch, twin, lambda n: n <= 2)
     root = tmp_path / "auth"
     shutil.copytree(G7.folder, root / "s1")
-    mirror = twin.mirror(
-        pg_dsn, root, keyring=keyring, schema=schema, window=0.1, watcher_backoff=0.1
-    )
+    mirror = twin.mirror(pg_dsn, root, keyring=keyring, schema=schema, window=0.1)
     await mirror.start()
     try:
+        # The default backoff: 0.5 s, then 1 s.
         await eventually(lambda: starts[0] >= 3 and mirror.stats().watching)
         (root / "s1" / "pre-key-100.json").write_bytes(LIVE_PRE_KEY)
         await eventually(lambda: "pre-key-100.json" in stored(conn, schema, "s1", keyring))
