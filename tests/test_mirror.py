@@ -481,7 +481,8 @@ async def test_an_unreadable_session_does_not_stop_the_others(
         assert [line.split(":")[0] for line in stats.failing] == ["sealed"]
         assert "session sealed cannot be mirrored" in caplog.text
         assert stats.pending_sessions == 1  # its folder is not in the database
-        assert stats.oldest_pending is not None and stats.oldest_pending > 0
+        assert stats.oldest_pending is not None
+        assert stats.oldest_pending > 0
         await mirror.flush()  # a failing session is reported, not a flush error
         assert stored(conn, schema, "sealed", other) == G6.files()  # left as it was
         # Retried at a slow pace (every 0.3 s here), not every tick (0.1 s), logged once.

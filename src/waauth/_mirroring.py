@@ -54,6 +54,8 @@ class Tracker:
     """Another live process holds the session's lease: retried on later passes."""
     odd: set[str] = field(default_factory=set)
     """Entries named like records that are not read (folders, FIFOs, links), at the last look."""
+    rotating: dict[str, float] = field(default_factory=dict)
+    """Records absent beside their Baileys ``.tmp`` / ``.bak``, and since when (monotonic)."""
     unsettled: bool = False
     """A record was absent mid-rotation at the last look: look again on the next tick."""
     failing: str | None = None
@@ -74,10 +76,14 @@ class Tracker:
         """
         found = _folders.scan(self.folder)
         current = found.files
+        now = time.monotonic()
         self._report_odd(found.odd)
         # Absent for now but not deleted: mid-rotation (a .tmp/.bak is there) or unreadable.
         absent = (found.rotating | set(found.odd)) - set(current)
-        self.unsettled = bool(found.rotating - set(current))
+        # Look again soon while a rotation is fresh; a .bak left alone for good (a writer killed
+        # mid-rotation) keeps its row but is not rescanned every tick.
+        self.rotating = {n: self.rotating.get(n, now) for n in found.rotating - set(current)}
+        self.unsettled = any(now - t < broken_grace for t in self.rotating.values())
         if layout.CREDS_FILE not in current:
             # A wiped or half-created folder (a redeploy, a logout): never push its absence.
             if (self.pushed or current) and layout.CREDS_FILE not in absent:
@@ -97,7 +103,6 @@ class Tracker:
         batch = _records.Batch(replace=not self.synced)
         signatures: dict[str, _folders.Signature] = {}
         creds = None
-        now = time.monotonic()
         for name in sorted(changed):
             try:
                 data = _folders.read_file(self.folder / name)
