@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import codec, layout
+from . import codec, config, layout
 from ._async.lease import AsyncLease
 from ._async.migrations import aenable_row_level_security, amigrate
 from ._async.mirror import AsyncMirror
@@ -13,6 +13,7 @@ from ._sync.lease import Lease
 from ._sync.migrations import enable_row_level_security, migrate
 from ._sync.mirror import Mirror
 from ._sync.state import Keys, PostgresAuthState, list_sessions, materialize
+from .config import Settings
 from .encryption import Keyring
 from .errors import (
     AccessDenied,
@@ -20,6 +21,7 @@ from .errors import (
     CorruptRecord,
     DecryptionError,
     IdentityConflict,
+    IncompleteRestore,
     InvalidInput,
     LeaseHeld,
     LeaseLost,
@@ -49,6 +51,7 @@ __all__ = [
     "DecryptionError",
     "IdentityConflict",
     "ImportResult",
+    "IncompleteRestore",
     "InvalidInput",
     "Keyring",
     "Keys",
@@ -64,6 +67,7 @@ __all__ = [
     "SchemaError",
     "SessionInfo",
     "SessionNotFound",
+    "Settings",
     "Stats",
     "StoreError",
     "StoreUnavailable",
@@ -75,6 +79,7 @@ __all__ = [
     "amaterialize",
     "amigrate",
     "codec",
+    "config",
     "enable_row_level_security",
     "layout",
     "list_sessions",

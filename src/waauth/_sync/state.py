@@ -25,8 +25,11 @@ from .._pending import Stats
 from ..encryption import Keyring
 from ..errors import (
     ConfigurationError,
+    IncompleteRestore,
     InvalidInput,
+    LeaseHeld,
     SessionNotFound,
+    StoreUnavailable,
     WaauthError,
 )
 from ..retry import DEFAULT_POLICY, RetryPolicy
@@ -449,9 +452,14 @@ def materialize(
     """Rebuild ``root/<id>/`` for many sessions (None: every active one), before Baileys starts.
 
     Each folder is written as :meth:`PostgresAuthState.materialize` writes one. Sessions
-    with no creds are not written and are listed in the report's ``without_creds``. With
+    with no creds are not written and are listed in the report's ``without_creds``. One bad
+    session never stops the others: a row that does not open, a file name that is not safe,
+    an id that cannot name a folder or a folder that cannot be written fails that session
+    only (its folder is left as it was); once every other session is written,
+    :class:`~waauth.IncompleteRestore` is raised, its ``report`` naming each failure. With
     ``if_unleased``, a session whose lease a live process holds raises
     :class:`~waauth.LeaseHeld` before its folder is written (another replica runs it).
+    :class:`~waauth.StoreUnavailable` stops the whole restore: every session would fail alike.
     """
     db = Database(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=2)
     report = MaterializeReport()
@@ -462,30 +470,65 @@ def materialize(
             infos = db.run("list sessions", _listing(db, "active", None))
             wanted = [info.session_id for info in infos]
         else:
-            wanted = [layout.validate_session_id(s) for s in session_ids]
+            wanted = list(session_ids)
         for session_id in wanted:
-            if if_unleased:
-                holder = alease_holder(db, session_id)
-                if holder is not None:
-                    raise held_error(session_id, holder)
-            files = db.run(
-                f"materialize session {session_id!r}", read_records(db, session_id, keyring)
-            )
-            if layout.CREDS_FILE not in files:
-                report.without_creds.append(session_id)
-                continue
-            report.written[session_id] = to_thread(
-                _folders.write_folder, Path(root), session_id, files, fsync=fsync
-            )
+            try:
+                _restore_one(
+                    db,
+                    Path(root),
+                    session_id,
+                    keyring,
+                    report,
+                    fsync=fsync,
+                    if_unleased=if_unleased,
+                )
+            except (StoreUnavailable, LeaseHeld):
+                raise
+            except WaauthError as exc:
+                logger.error("not restored: %s", exc)  # the error names the session
+                report.failed[session_id] = exc
     finally:
         db.close()
     logger.info(
-        "materialized %d sessions into %s (%d without creds)",
+        "materialized %d sessions into %s (%d without creds, %d failed)",
         len(report.written),
         root,
         len(report.without_creds),
+        len(report.failed),
     )
+    if report.failed:
+        raise IncompleteRestore(report)
     return report
+
+
+def _restore_one(
+    db: Database,
+    root: Path,
+    session_id: str,
+    keyring: Keyring,
+    report: MaterializeReport,
+    *,
+    fsync: bool,
+    if_unleased: bool,
+) -> None:
+    """Write one session's folder into ``report`` (or list it as without creds)."""
+    layout.validate_session_id(session_id)  # ids stored before the rule was this strict
+    if if_unleased:
+        holder = alease_holder(db, session_id)
+        if holder is not None:
+            raise held_error(session_id, holder)
+    files = db.run(f"materialize session {session_id!r}", read_records(db, session_id, keyring))
+    if layout.CREDS_FILE not in files:
+        report.without_creds.append(session_id)
+        return
+    try:
+        report.written[session_id] = to_thread(
+            _folders.write_folder, root, session_id, files, fsync=fsync
+        )
+    except OSError as exc:  # a full disk, a read-only root, a name the file system refuses
+        raise WaauthError(
+            f"session {session_id!r}: its folder could not be written ({exc})"
+        ) from exc
 
 
 def list_sessions(
