@@ -132,8 +132,8 @@ async def test_import_skips_non_records_and_deletes_what_is_gone(
     conn: psycopg.Connection[Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Dotfiles, temp files and subfolders are skipped (with a warning); rows for files no
-    longer in the folder are deleted."""
+    """Dotfiles and subfolders are skipped (with a warning), Baileys' own temp files silently;
+    rows for files no longer in the folder are deleted."""
     folder = copy_golden("baileys7", tmp_path / "s")
     async with await twin.open(pg_dsn, "s", keyring=keyring, schema=schema) as state:
         await state.import_folder(folder)
@@ -143,7 +143,7 @@ async def test_import_skips_non_records_and_deletes_what_is_gone(
         (folder / "sub").mkdir()
         with caplog.at_level(logging.WARNING, logger="waauth"):
             result = await state.import_folder(folder)
-    assert sorted(result.skipped) == [".DS_Store", "creds.json.tmp", "sub"]
+    assert sorted(result.skipped) == [".DS_Store", "sub"]
     assert result.deleted == 1
     assert "skipping '.DS_Store'" in caplog.text
     assert "pre-key-3.json" not in stored(conn, schema, "s", keyring)

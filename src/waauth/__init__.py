@@ -31,6 +31,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
     WaauthError,
+    WatcherFailed,
 )
 from .retry import RetryPolicy
 from .schema import SCHEMA_VERSION
@@ -71,6 +72,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "WaauthError",
+    "WatcherFailed",
     "__version__",
     "aenable_row_level_security",
     "alist_sessions",

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -41,21 +42,42 @@ class FolderContents:
 
     files: dict[str, bytes] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
-    """Entries that are not records (dotfiles, temp files, subfolders), left alone."""
+    """Entries that are not records (dotfiles, other files, subfolders, links), left alone."""
 
 
 def read_folder(folder: Path, session_id: str) -> FolderContents:
-    """Read every record file of ``folder``; entries that are not records are listed as skipped."""
+    """Read every record file of ``folder`` by the mirror's rule (see :func:`scan`).
+
+    Where ``X.json`` is missing or does not parse but Baileys' atomic writer left a
+    ``X.json.bak`` that does, the ``.bak`` is taken, as Baileys' reader takes it. Entries that
+    are not records are listed as skipped; Baileys' own ``.tmp`` / ``.bak`` files are not.
+    """
     if not folder.is_dir():
         raise InvalidInput(f"session {session_id!r}: {str(folder)!r} is not a folder")
-    contents = FolderContents()
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_file(follow_symlinks=False) and layout.is_record_file(entry.name):
-            with open(entry.path, "rb") as f:
-                contents.files[entry.name] = f.read()
-        else:
-            contents.skipped.append(entry.name)
+    found = scan(folder)
+    contents = FolderContents(skipped=sorted(shown(n) for n in [*found.others, *found.odd]))
+    for name in sorted(found.files):
+        data = read_file(folder / name)
+        if data is not None:
+            contents.files[name] = data
+    for name in sorted(found.rotating):
+        if name not in found.odd and not _parses(session_id, name, contents.files.get(name)):
+            backup = read_file(folder / f"{name}{BACKUP_SUFFIX}")
+            if _parses(session_id, name, backup):
+                assert backup is not None
+                contents.files[name] = backup
+    contents.files = dict(sorted(contents.files.items()))
     return contents
+
+
+def _parses(session_id: str, name: str, data: bytes | None) -> bool:
+    if data is None:
+        return False
+    try:
+        check_record(session_id, name, data)
+    except CorruptRecord:
+        return False
+    return True
 
 
 def check_record(session_id: str, name: str, data: bytes) -> Any:
@@ -312,28 +334,102 @@ def _swap_in(building: Path, target: Path) -> None:
 
 Signature = tuple[int, int]  # (mtime_ns, size): enough to spot a changed file cheaply
 
+BACKUP_SUFFIX: Final = ".bak"
+# Baileys' atomic writer (PR #2575) writes X.json.tmp, renames X.json to X.json.bak, then the
+# .tmp to X.json; its reader falls back to X.json.bak.
+_COMPANION_SUFFIXES: Final = (".tmp", BACKUP_SUFFIX)
+_KINDS: Final = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+_READ_FLAGS: Final = (
+    os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+) | getattr(os, "O_CLOEXEC", 0)
 
-def scan(folder: Path) -> dict[str, Signature]:
-    """Record files of a live folder and their signatures (missing folder: empty)."""
-    found: dict[str, Signature] = {}
+
+@dataclass
+class FolderScan:
+    """What a session folder holds, sorted by what waauth does with each entry."""
+
+    files: dict[str, Signature] = field(default_factory=dict)
+    """Record files to read: regular files (never through a link) with a UTF-8 name."""
+    odd: dict[str, str] = field(default_factory=dict)
+    """Entries named like records that are never read, and why (a folder, a FIFO, a link...)."""
+    rotating: set[str] = field(default_factory=set)
+    """Records with a Baileys ``.tmp`` or ``.bak`` beside them (present or not)."""
+    others: list[str] = field(default_factory=list)
+    """Entries that are not records (dotfiles, other files, subfolders)."""
+
+
+def companion_of(name: str) -> str | None:
+    """The record that ``X.json.tmp`` / ``X.json.bak`` (Baileys' atomic writer) belongs to."""
+    for suffix in _COMPANION_SUFFIXES:
+        if name.endswith(suffix) and layout.is_record_file(name[: -len(suffix)]):
+            return name[: -len(suffix)]
+    return None
+
+
+def shown(name: str) -> str:
+    """A file name fit for a log line, even one that is not valid UTF-8."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def scan(folder: Path) -> FolderScan:
+    """Sort the entries of a session folder (a missing folder is empty). The one rule of what
+    is read, for import and the mirror alike: only regular files, never following a link."""
+    found = FolderScan()
     try:
         entries = list(os.scandir(folder))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return found
     for entry in entries:
-        if layout.is_record_file(entry.name):
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            found[entry.name] = (st.st_mtime_ns, st.st_size)
+        name = entry.name
+        base = companion_of(name)
+        if base is not None:
+            found.rotating.add(base)
+            continue
+        if not _is_utf8(name) and name.endswith(".json"):
+            found.odd[name] = "its name is not valid UTF-8"
+            continue
+        if not layout.is_record_file(name):
+            found.others.append(name)
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a file")
+            found.odd[name] = f"{kind}, not a regular file"
+        else:
+            found.files[name] = (st.st_mtime_ns, st.st_size)
     return found
 
 
-def read_file(path: Path) -> bytes | None:
-    """A file's bytes, or None if it vanished meanwhile."""
+def _is_utf8(name: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir gave undecodable bytes as surrogates
+        return False
+    return True
+
+
+def read_file(path: Path) -> bytes | None:
+    """A regular file's bytes, or None if it vanished or is no longer a regular file.
+
+    Never follows a symbolic link and never blocks (a FIFO is opened non-blocking, then refused).
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.ENOTDIR):
+            return None  # vanished, a link (O_NOFOLLOW), a socket
+        raise
+    with open(fd, "rb", closefd=True) as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None  # replaced by a folder or a FIFO since the scan
+        return f.read()

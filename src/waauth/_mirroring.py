@@ -52,30 +52,65 @@ class Tracker:
     """Why this session is not mirrored (e.g. its creds belong to another account)."""
     held_elsewhere: str | None = None
     """Another live process holds the session's lease: retried on later passes."""
+    odd: set[str] = field(default_factory=set)
+    """Entries named like records that are not read (folders, FIFOs, links), at the last look."""
+    rotating: dict[str, float] = field(default_factory=dict)
+    """Records absent beside their Baileys ``.tmp`` / ``.bak``, and since when (monotonic)."""
+    unsettled: bool = False
+    """A record was absent mid-rotation at the last look: look again on the next tick."""
+    failing: str | None = None
+    """Why the last push failed for a reason of this session (a row no key opens...)."""
+    failing_since: float | None = None
+    next_try: float = 0.0
+    """When a failing session is tried again (monotonic)."""
+    waiting_for_database: bool = False
+    """The last push failed because the database was away: tried again each tick."""
 
     def plan(self, keyring: Keyring, broken_grace: float) -> Plan | None:
-        """What to push now, or None if nothing changed. Reads files; no database."""
-        current = _folders.scan(self.folder)
+        """What to push now, or None if nothing changed. Reads files; no database.
+
+        Only regular files are read (see :func:`waauth._folders.scan`); other entries named like
+        records are reported once and skipped. A record whose ``X.json`` is absent while Baileys'
+        ``X.json.tmp`` or ``X.json.bak`` is there is being rotated, not deleted: its stored row
+        stays, and :attr:`unsettled` asks for another look.
+        """
+        found = _folders.scan(self.folder)
+        current = found.files
+        now = time.monotonic()
+        self._report_odd(found.odd)
+        # Absent for now but not deleted: mid-rotation (a .tmp/.bak is there) or unreadable.
+        absent = (found.rotating | set(found.odd)) - set(current)
+        # Look again soon while a rotation is fresh; a .bak left alone for good (a writer killed
+        # mid-rotation) keeps its row but is not rescanned every tick.
+        self.rotating = {n: self.rotating.get(n, now) for n in found.rotating - set(current)}
+        self.unsettled = any(now - t < broken_grace for t in self.rotating.values())
         if layout.CREDS_FILE not in current:
             # A wiped or half-created folder (a redeploy, a logout): never push its absence.
-            if self.pushed or current:
+            if (self.pushed or current) and layout.CREDS_FILE not in absent:
                 self._report_once(
                     layout.CREDS_FILE, "the folder has no creds.json; not mirroring it"
                 )
             return None
         self.reported.discard(layout.CREDS_FILE)
         changed = [name for name, sig in current.items() if self.pushed.get(name) != sig]
-        gone = [] if not self.synced else [name for name in self.pushed if name not in current]
+        gone = (
+            []
+            if not self.synced
+            else [name for name in self.pushed if name not in current and name not in absent]
+        )
         if not changed and not gone and self.synced:
             return None
         batch = _records.Batch(replace=not self.synced)
         signatures: dict[str, _folders.Signature] = {}
         creds = None
-        now = time.monotonic()
         for name in sorted(changed):
-            data = _folders.read_file(self.folder / name)
+            try:
+                data = _folders.read_file(self.folder / name)
+            except OSError as exc:
+                self._report_once(name, f"cannot be read ({exc.strerror}); not pushed")
+                continue
             if data is None:
-                continue  # deleted since the scan: the next tick sees it gone
+                continue  # deleted or replaced since the scan: the next tick sees it
             try:
                 value = _folders.check_record(self.session_id, name, data)
             except CorruptRecord as exc:
@@ -97,8 +132,8 @@ class Tracker:
         if not self.synced:
             if layout.CREDS_FILE not in signatures:
                 return None  # the first sync replaces the session: only with creds that parse
-            # Files on disk that did not parse (yet) keep their stored rows.
-            batch.keep = sorted(set(current) - set(signatures))
+            # Files on disk that did not parse (yet), or are being rotated, keep their rows.
+            batch.keep = sorted((set(current) | absent) - set(signatures))
         batch.deletes.extend(sorted(gone))
         if not len(batch) and self.synced:
             return None
@@ -116,7 +151,16 @@ class Tracker:
     def _report_once(self, name: str, why: str) -> None:
         if name not in self.reported:
             self.reported.add(name)
-            logger.warning("mirror of session %s: %s: %s", self.session_id, name, why)
+            logger.warning(
+                "mirror of session %s: %s: %s", self.session_id, _folders.shown(name), why
+            )
+
+    def _report_odd(self, odd: dict[str, str]) -> None:
+        """Report each odd entry once while it stays odd (again if it comes back later)."""
+        for name, why in odd.items():
+            self._report_once(name, f"{why}; not read")
+        self.reported -= self.odd - set(odd)
+        self.odd = set(odd)
 
 
 @dataclass(frozen=True)
@@ -138,3 +182,14 @@ class MirrorStats:
     last_push: float | None = None
     """Seconds since the last push."""
     last_error: str | None = None
+    watching: bool = False
+    """Whether the watcher runs now (False while it restarts after a failure, or gave up)."""
+    watcher_failures: int = 0
+    """Unexpected exceptions of the watcher so far (each one logged as an error)."""
+    watcher_restarts: int = 0
+    pending_sessions: int = 0
+    """Sessions with changes seen but not committed yet."""
+    oldest_pending: float | None = None
+    """Seconds since the oldest uncommitted change was first seen (None: nothing pending)."""
+    failing: tuple[str, ...] = ()
+    """``session: reason`` of sessions that cannot be read or pushed now (retried slowly)."""

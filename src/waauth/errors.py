@@ -29,6 +29,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "WaauthError",
+    "WatcherFailed",
 ]
 
 
@@ -160,5 +161,11 @@ class LeaseHeld(WaauthError):
 
 class LeaseLost(WaauthError):
     """The session's lease passed to another holder; this state no longer writes."""
+
+    __module__ = "waauth"
+
+
+class WatcherFailed(WaauthError):
+    """A mirror's file watcher kept failing and was given up: changes are no longer mirrored."""
 
     __module__ = "waauth"

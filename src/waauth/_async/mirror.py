@@ -9,10 +9,17 @@ The first push of a session is a full sync: stored files that the folder no long
 deleted too. It is guarded like an import: creds of another account than the stored one are
 refused (the session is then left alone and reported), and a folder without ``creds.json`` is
 never mirrored (a wiped folder must not wipe the database).
+
+The mirror never stops unnoticed: a failure of the watcher is logged as an error, counted in
+:meth:`~AsyncMirror.stats` and the watcher restarts with backoff; if it keeps failing it is
+given up and :meth:`~AsyncMirror.flush` / :meth:`~AsyncMirror.stop` raise
+:class:`~waauth.WatcherFailed`. A session that cannot be read or pushed (a row no key opens) is
+reported and tried again every ``failing_retry`` seconds; the other sessions go on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -24,7 +31,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from watchfiles import awatch
 
-from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_thread
+from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_thread, task_alive
 from .._mirroring import MirrorStats, Tracker
 from ..encryption import Keyring
 from ..errors import (
@@ -36,6 +43,7 @@ from ..errors import (
     LeaseLost,
     StoreUnavailable,
     WaauthError,
+    WatcherFailed,
 )
 from ..layout import validate_session_id
 from ..retry import DEFAULT_POLICY, RetryPolicy
@@ -44,7 +52,11 @@ from .database import AsyncDatabase
 from .lease import DEFAULT_TTL, AsyncLeaseKeeper
 from .ops import guarded_write
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.mirror")
+
+MAX_BACKOFF = 30.0
+"""The longest pause before restarting a failed watcher, in seconds."""
+_UNDECODABLE = "Unable to decode path"  # watchfiles' error for a file name that is not UTF-8
 
 
 class AsyncMirror:
@@ -54,6 +66,11 @@ class AsyncMirror:
     task until the block ends, then pushes what is left. ``session_ids`` limits it to some
     folders. Files caught half-written are retried each tick and reported after
     ``broken_grace`` seconds.
+
+    ``root`` may be relative: it is made absolute once, here. A failed watcher is restarted
+    after ``watcher_backoff`` seconds, doubling up to :data:`MAX_BACKOFF`, and given up after
+    ``max_watcher_failures`` failures in a row. A session that cannot be mirrored is tried
+    again every ``failing_retry`` seconds.
     """
 
     def __init__(
@@ -72,6 +89,9 @@ class AsyncMirror:
         migrate: bool = True,
         lease: bool = True,
         lease_ttl: float = DEFAULT_TTL,
+        watcher_backoff: float = 0.5,
+        max_watcher_failures: int = 10,
+        failing_retry: float = 30.0,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
@@ -79,6 +99,10 @@ class AsyncMirror:
             )
         if window <= 0 or rescan_interval <= 0 or broken_grace < 0:
             raise ConfigurationError("window and rescan_interval must be > 0, broken_grace >= 0")
+        if watcher_backoff <= 0 or max_watcher_failures < 1 or failing_retry <= 0:
+            raise ConfigurationError(
+                "watcher_backoff and failing_retry must be > 0, max_watcher_failures >= 1"
+            )
         self._db = AsyncDatabase(
             source,
             schema=schema,
@@ -87,7 +111,8 @@ class AsyncMirror:
             pool_size=2,
             name="waauth:mirror",
         )
-        self._root = Path(root)
+        # watchfiles reports absolute paths: resolve the root once, so that they map back to it.
+        self._root = Path(root).resolve()
         self._keyring = keyring
         self._only = None if session_ids is None else {validate_session_id(s) for s in session_ids}
         self._window = window
@@ -103,6 +128,14 @@ class AsyncMirror:
         self._worker: AsyncWorker | None = None
         self._stats = MirrorStats()
         self._last_push_at: float | None = None
+        self._watcher_backoff = watcher_backoff
+        self._max_watcher_failures = max_watcher_failures
+        self._failing_retry = failing_retry
+        self._watching = False
+        self._healthy = False  # the current watcher pass delivered at least once
+        self._undecodable: set[str] = set()  # watchfiles' errors on non-UTF-8 names, said once
+        self._watcher_error: str | None = None
+        self._pending: dict[str, float] = {}  # session -> when its oldest unpushed change was seen
 
     async def start(self) -> None:
         """Open the database, push every folder once, and start watching."""
@@ -115,6 +148,7 @@ class AsyncMirror:
                 await self._leases.close()
             await self._db.close()
             raise
+        self._watching = True  # until the watcher says otherwise (it fails, or is given up)
         self._worker = aspawn(self._watch, "waauth-mirror")
         logger.info("mirroring %d session folders under %s", len(self._trackers), self._root)
 
@@ -124,6 +158,7 @@ class AsyncMirror:
         try:
             if self._worker is not None:
                 await ajoin(self._worker, self._window + 5)
+            self._watching = False
             await self.flush()
         finally:
             try:
@@ -133,44 +168,50 @@ class AsyncMirror:
                 await self._db.close()
 
     async def flush(self) -> None:
-        """Push every change of every folder now; raise StoreUnavailable if a push failed.
+        """Push every change of every folder now; raise StoreUnavailable if a push failed
+        because the database is away, and :class:`~waauth.WatcherFailed` if the watcher was
+        given up (the push is done first).
 
-        Files that do not parse are left for later (see ``stats().broken``), not an error.
+        Files that do not parse are left for later (see ``stats().broken``), and sessions that
+        cannot be mirrored are reported (``stats().failing``), not an error.
         """
-        again = await self._push(await ato_thread(self._folders))
-        failed = {name for name in again if not self._trackers[name].broken}
+        again = await self._push(await ato_thread(self._folders), retry_failing=True)
+        failed = {name for name in again if self._trackers[name].waiting_for_database}
+        if self._watcher_error is not None:
+            raise WatcherFailed(f"mirror: the watcher was given up: {self._watcher_error}")
         if failed:
             raise StoreUnavailable(
                 f"mirror: {len(failed)} sessions could not be pushed ({', '.join(sorted(failed))})"
             )
 
+    @property
+    def watcher_error(self) -> str | None:
+        """Why the watcher was given up (None while it runs or restarts)."""
+        return self._watcher_error
+
     def stats(self) -> MirrorStats:
-        """What the mirror has done so far."""
-        broken = tuple(
-            sorted(f"{t.session_id}/{n}" for t in self._trackers.values() for n in t.broken)
-        )
-        refused = tuple(
-            sorted(f"{t.session_id}: {t.refused}" for t in self._trackers.values() if t.refused)
-        )
-        since = None if self._last_push_at is None else time.monotonic() - self._last_push_at
+        """What the mirror has done so far, and what it is doing now."""
+        trackers = list(self._trackers.values())
+        broken = tuple(sorted(f"{t.session_id}/{n}" for t in trackers for n in t.broken))
+        refused = tuple(sorted(f"{t.session_id}: {t.refused}" for t in trackers if t.refused))
         held = tuple(
-            sorted(
-                f"{t.session_id}: {t.held_elsewhere}"
-                for t in self._trackers.values()
-                if t.held_elsewhere
-            )
+            sorted(f"{t.session_id}: {t.held_elsewhere}" for t in trackers if t.held_elsewhere)
         )
-        return MirrorStats(
+        failing = tuple(sorted(f"{t.session_id}: {t.failing}" for t in trackers if t.failing))
+        now = time.monotonic()
+        since = None if self._last_push_at is None else now - self._last_push_at
+        pending = list(self._pending.values())
+        return replace(
+            self._stats,
             held_elsewhere=held,
-            sessions=len(self._trackers),
-            pushes=self._stats.pushes,
-            files_pushed=self._stats.files_pushed,
-            files_deleted=self._stats.files_deleted,
-            failures=self._stats.failures,
+            sessions=len(trackers),
             broken=broken,
             refused=refused,
             last_push=since,
-            last_error=self._stats.last_error,
+            watching=self._watching and task_alive(self._worker),
+            pending_sessions=len(pending),
+            oldest_pending=now - min(pending) if pending else None,
+            failing=failing,
         )
 
     async def __aenter__(self) -> AsyncMirror:
@@ -205,10 +246,67 @@ class AsyncMirror:
         return sorted(found)
 
     async def _watch(self) -> None:
+        """Watch until stopped. A failed watcher is logged, counted and started again with
+        backoff; after ``max_watcher_failures`` failures in a row it is given up."""
+        in_a_row = 0
+        while not self._stop.is_set():
+            self._healthy = False
+            try:
+                await self._watch_once()
+            except Exception as exc:  # anything: the mirror must never die unnoticed
+                self._watching = False
+                if self._healthy:
+                    in_a_row = 0
+                undecodable = _undecodable(exc)
+                if undecodable is not None:
+                    # watchfiles cannot report a file name that is not UTF-8 and drops the
+                    # events with it; the next pass starts with a rescan (scan() skips it).
+                    level = logging.DEBUG if undecodable in self._undecodable else logging.WARNING
+                    self._undecodable.add(undecodable)
+                    logger.log(level, "mirror: %s; rescanning and watching on", undecodable)
+                    self._stats = _bump(self._stats, watcher_restarts=1)
+                    continue
+                in_a_row += 1
+                self._stats = _bump(self._stats, watcher_failures=1, last_error=type(exc).__name__)
+                logger.debug("mirror: the watcher failed", exc_info=True)
+                if in_a_row >= self._max_watcher_failures:
+                    self._watcher_error = f"{type(exc).__name__}: {exc}"
+                    logger.error(
+                        "mirror: the watcher failed %d times in a row (%s); giving up: "
+                        "changes under %s are no longer mirrored",
+                        in_a_row,
+                        self._watcher_error,
+                        self._root,
+                    )
+                    return
+                delay = min(MAX_BACKOFF, self._watcher_backoff * 2 ** (in_a_row - 1))
+                logger.error(
+                    "mirror: the watcher failed (%s: %s); restarting it in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                if await self._pause(delay):
+                    self._stats = _bump(self._stats, watcher_restarts=1)
+        self._watching = False
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless stopped meanwhile; False if stopped."""
+        until = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(left, 0.05))
+        return False
+
+    async def _watch_once(self) -> None:
+        """One watcher's life: push the sessions that events (and rescans) mark, until stopped."""
         dirty: set[str] = set()
-        # Changes made between start()'s flush and the watcher starting raise no event: the
-        # first pass (the watcher is running by then) rescans everything.
+        # Changes made before this watcher started raise no event (after start()'s flush, or
+        # while a failed watcher was down): the first pass rescans everything.
         last_rescan = float("-inf")
+        self._watching = True
         async for changes in awatch(
             self._root,
             stop_event=self._stop,
@@ -218,11 +316,15 @@ class AsyncMirror:
             yield_on_timeout=True,
             watch_filter=None,
         ):
-            for _change, path in changes:
-                parts = Path(path).relative_to(self._root).parts
-                if parts and not parts[0].startswith("."):
-                    dirty.add(parts[0])
+            self._healthy = True
             now = time.monotonic()
+            for _change, path in changes:
+                session = self._session_of(path)
+                if session is None:
+                    last_rescan = float("-inf")  # not under the root as we know it: look at all
+                elif session:
+                    dirty.add(session)
+                    self._pending.setdefault(session, now)
             if now - last_rescan >= self._rescan_interval:
                 dirty.update(await ato_thread(self._folders))
                 last_rescan = now
@@ -230,6 +332,17 @@ class AsyncMirror:
             if due:
                 # Failed pushes, and folders with files caught half-written, go again.
                 dirty -= due - await self._push(sorted(due))
+
+    def _session_of(self, path: str) -> str | None:
+        """The session folder an event path is in: "" for the root itself and hidden entries,
+        None for a path that does not map to the root (through a link, say)."""
+        for candidate in (path, os.path.realpath(path)):
+            try:
+                parts = Path(candidate).relative_to(self._root).parts
+            except ValueError:
+                continue
+            return parts[0] if parts and not parts[0].startswith(".") else ""
+        return None
 
     async def _hold(self, tracker: Tracker) -> bool:
         """Take the session's lease if not held yet; False while another process holds it."""
@@ -267,23 +380,66 @@ class AsyncMirror:
             tracker = self._trackers[name] = Tracker(name, folder)
         return tracker
 
-    async def _push(self, names: list[str]) -> set[str]:
-        """Push the given sessions' changes; return those to try again (failed or broken)."""
+    async def _push(self, names: list[str], *, retry_failing: bool = False) -> set[str]:
+        """Push the given sessions' changes; return those to try again (failed, broken, being
+        rotated, or failing: those wait ``failing_retry`` unless ``retry_failing``)."""
         again: set[str] = set()
         async with self._lock:
             for name in names:
                 tracker = await self._tracker(name)
-                if tracker is None or tracker.refused or not await self._hold(tracker):
+                if tracker is None:
+                    self._pending.pop(name, None)
                     continue
-                if not await self._push_one(tracker) or tracker.broken:
+                try:
+                    retry = await self._push_session(tracker, retry_failing)
+                except StoreUnavailable as exc:
+                    # The database is away: every tick tries again (flush() raises meanwhile).
+                    tracker.waiting_for_database = True
+                    self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
+                    logger.warning("mirror: session %s not pushed yet: %s", name, exc)
+                    retry = True
+                except Exception as exc:  # one session's trouble never stops the others
+                    self._fail(tracker, exc)
+                    retry = True
+                if retry:
                     again.add(name)
+                stuck = tracker.waiting_for_database or tracker.failing or tracker.unsettled
+                if stuck and tracker.refused is None and tracker.held_elsewhere is None:
+                    self._pending.setdefault(name, time.monotonic())
+                else:
+                    self._pending.pop(name, None)
         return again
+
+    async def _push_session(self, tracker: Tracker, retry_failing: bool) -> bool:
+        """Push one session if it is ours to push now; True if it must be tried again."""
+        waiting = tracker.failing is not None and time.monotonic() < tracker.next_try
+        if waiting and not retry_failing:
+            return True
+        if tracker.refused or not await self._hold(tracker):
+            return False
+        return not await self._push_one(tracker) or bool(tracker.broken) or tracker.unsettled
+
+    def _fail(self, tracker: Tracker, exc: Exception) -> None:
+        """A session that cannot be mirrored now: report it once, try it again later."""
+        reason = str(exc) if isinstance(exc, WaauthError) else f"{type(exc).__name__}: {exc}"
+        self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
+        tracker.next_try = time.monotonic() + self._failing_retry
+        if tracker.failing != reason:
+            logger.error(
+                "mirror: session %s cannot be mirrored: %s (tried again every %.0f s)",
+                tracker.session_id,
+                reason,
+                self._failing_retry,
+            )
+            logger.debug("mirror: session %s failed", tracker.session_id, exc_info=True)
+        tracker.failing = reason
 
     async def _push_one(self, tracker: Tracker) -> bool:
         """Push one session's changes; False if it must be tried again."""
         name = tracker.session_id
         plan = await ato_thread(tracker.plan, self._keyring, self._broken_grace)
         if plan is None:
+            self._recovered(tracker)
             return True
         token = None if self._leases is None else self._leases.token(name)
         op = guarded_write(
@@ -300,11 +456,8 @@ class AsyncMirror:
             tracker.refused = str(exc)
             logger.error("mirror: not mirroring session %s: %s", name, exc)
             return True
-        except WaauthError as exc:
-            self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
-            logger.warning("mirror: %s; will retry", exc)
-            return False
         tracker.done(plan)
+        self._recovered(tracker)
         self._last_push[name] = self._last_push_at = time.monotonic()
         self._stats = _bump(
             self._stats,
@@ -313,6 +466,21 @@ class AsyncMirror:
             files_deleted=len(plan.deleted),
         )
         return True
+
+    def _recovered(self, tracker: Tracker) -> None:
+        if tracker.failing is not None:
+            logger.info("mirror: session %s is mirrored again", tracker.session_id)
+        tracker.failing = None
+        tracker.waiting_for_database = False
+
+
+def _undecodable(exc: BaseException) -> str | None:
+    """watchfiles' error for an event on a file name that is not UTF-8 (anyio may wrap it in an
+    exception group), or None if ``exc`` is another error."""
+    if isinstance(exc, RuntimeError) and _UNDECODABLE in str(exc):
+        return str(exc)
+    inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())  # an ExceptionGroup
+    return _undecodable(inner[0]) if len(inner) == 1 else None
 
 
 def _bump(stats: MirrorStats, last_error: str | None = None, **add: int) -> MirrorStats:

@@ -28,7 +28,7 @@ from .._sync.migrations import current_version, migrate
 from ..config import DSN_ENV_VARS, KEY_FILE_ENV_VAR, KEYS_ENV_VAR, PLAINTEXT_ENV_VAR
 from ..embedded import EmbeddedPostgres
 from ..encryption import Keyring
-from ..errors import ConfigurationError, LeaseHeld, SchemaError, StoreUnavailable
+from ..errors import ConfigurationError, LeaseHeld, SchemaError, StoreUnavailable, WatcherFailed
 from ..retry import RetryPolicy
 from ..schema import DEFAULT_SCHEMA, SCHEMA_VERSION, check_version
 from . import _embedded
@@ -40,6 +40,8 @@ EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_LEASE_HELD: Final = 3
 EXIT_UNAVAILABLE: Final = 4
+EXIT_WATCHER_FAILED: Final = 5  # watch: the file watcher kept failing and was given up
+EXIT_NOT_MIRRORED: Final = 6  # watch: a session could not be mirrored up to the end
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 DEFAULT_WAIT: Final = 30.0
@@ -62,6 +64,8 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_LEASE_HELD
     if isinstance(exc, StoreUnavailable):
         return EXIT_UNAVAILABLE
+    if isinstance(exc, WatcherFailed):
+        return EXIT_WATCHER_FAILED
     if isinstance(exc, click.UsageError):
         return EXIT_USAGE
     if isinstance(exc, KeyboardInterrupt):

@@ -7,6 +7,7 @@ Global options go before or after the subcommand (``waauth --dsn URL ls`` and ``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -32,6 +33,7 @@ from ..errors import (
     SessionNotFound,
     StoreUnavailable,
     WaauthError,
+    WatcherFailed,
 )
 from ..schema import DEFAULT_SCHEMA, SCHEMA_VERSION, check_schema_name
 from ..sessions import MaterializeReport
@@ -39,6 +41,7 @@ from . import _output
 from ._app import (
     DEFAULT_WAIT,
     EXIT_ERROR,
+    EXIT_NOT_MIRRORED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     App,
@@ -54,7 +57,8 @@ PULL_CHUNK = 25
 
 _EPILOG = """\b
 Exit status: 0 ok, 1 error, 2 usage error, 3 session lease held by another process,
-4 database unavailable, 130 interrupted.
+4 database unavailable, 5 watch: the watcher failed, 6 watch: a session never mirrored,
+130 interrupted.
 Docs: docs/cli.md."""
 
 
@@ -537,7 +541,8 @@ def watch(
     """Mirror every session folder under ROOT into the database until stopped.
 
     SIGINT (Ctrl-C) or SIGTERM stops it after a final push of what is left; a second signal
-    stops at once.
+    stops at once. Exits 5 if the file watcher kept failing (it is restarted first), and 6 if
+    a session could not be mirrored up to the end (the others were).
     """
     only = [_session_id(s) for s in session_ids] or None
     keyring = app.keyring()
@@ -550,12 +555,14 @@ def watch(
                 f"watching {mirror.stats().sessions} session folder(s) under {root} "
                 "(Ctrl-C or SIGTERM stops after a final push)"
             )
-            while not stop.wait(3600):
+            # A watcher given up (it kept failing) ends the command: no silent half-life.
+            while not stop.wait(1.0) and mirror.watcher_error is None:
                 pass
         finally:
             # The final flush runs with signals interrupting again: a second one cuts it.
             stop.set()
-            mirror.stop()
+            with contextlib.suppress(WatcherFailed):  # said below, after what was done
+                mirror.stop()
     stats = mirror.stats()
     if as_json:  # issue 15
         app.out(_output.to_json(_watch_summary(stats)))
@@ -567,7 +574,11 @@ def watch(
         app.warn(f"not mirrored: {line}")
     for line in stats.held_elsewhere:
         app.note(f"not mirrored here, another process holds its lease: {line}")
-    return EXIT_OK
+    if mirror.watcher_error is not None:
+        raise WatcherFailed(f"the file watcher was given up: {mirror.watcher_error}")
+    for line in stats.failing:
+        app.warn(f"could not be mirrored: {line}")
+    return EXIT_NOT_MIRRORED if stats.failing else EXIT_OK
 
 
 def _watch_summary(stats: MirrorStats) -> dict[str, Any]:
@@ -580,6 +591,7 @@ def _watch_summary(stats: MirrorStats) -> dict[str, Any]:
         "failures": stats.failures,
         "refused": list(stats.refused),
         "held_elsewhere": list(stats.held_elsewhere),
+        "failing": list(stats.failing),
         "last_error": stats.last_error,
     }
 
