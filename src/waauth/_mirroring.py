@@ -138,3 +138,13 @@ class MirrorStats:
     last_push: float | None = None
     """Seconds since the last push."""
     last_error: str | None = None
+    watching: bool = False
+    """Whether the watcher is alive (False before start, after stop, or if it died)."""
+    watcher_failures: int = 0
+    watcher_restarts: int = 0
+    pending_sessions: int = 0
+    """Sessions with a change seen (a file event) and not committed yet."""
+    oldest_pending: float | None = None
+    """Seconds since the oldest uncommitted change was first seen (None: nothing pending)."""
+    failing: tuple[str, ...] = ()
+    """Sessions whose last push failed."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +25,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from watchfiles import awatch
 
-from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_thread
+from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_thread, task_alive
 from .._mirroring import MirrorStats, Tracker
 from ..encryption import Keyring
 from ..errors import (
@@ -44,6 +45,9 @@ from .lease import DEFAULT_TTL, AsyncLeaseKeeper
 from .ops import guarded_write
 
 logger = logging.getLogger("waauth")
+
+LAG_SAMPLES = 10_000
+"""Lag observations kept for :meth:`AsyncMirror.drain_lags` between two scrapes."""
 
 
 class AsyncMirror:
@@ -102,6 +106,9 @@ class AsyncMirror:
         self._worker: AsyncWorker | None = None
         self._stats = MirrorStats()
         self._last_push_at: float | None = None
+        # Metrics: when a session's uncommitted change was first seen, and recent lags.
+        self._seen: dict[str, float] = {}
+        self._lags: deque[tuple[str, float]] = deque(maxlen=LAG_SAMPLES)
 
     async def start(self) -> None:
         """Open the database, push every folder once, and start watching."""
@@ -152,6 +159,7 @@ class AsyncMirror:
             sorted(f"{t.session_id}: {t.refused}" for t in self._trackers.values() if t.refused)
         )
         since = None if self._last_push_at is None else time.monotonic() - self._last_push_at
+        seen = list(self._seen.values())  # one step: a scrape may run in another thread
         held = tuple(
             sorted(
                 f"{t.session_id}: {t.held_elsewhere}"
@@ -170,7 +178,16 @@ class AsyncMirror:
             refused=refused,
             last_push=since,
             last_error=self._stats.last_error,
+            watching=task_alive(self._worker),
+            pending_sessions=len(seen),
+            oldest_pending=time.monotonic() - min(seen) if seen else None,
         )
+
+    def drain_lags(self) -> list[tuple[str, float]]:
+        """``(session, seconds)`` from a file change seen to its commit, since the last call."""
+        lags = list(self._lags)
+        self._lags.clear()
+        return lags
 
     async def __aenter__(self) -> AsyncMirror:
         await self.start()
@@ -221,6 +238,7 @@ class AsyncMirror:
                 parts = Path(path).relative_to(self._root).parts
                 if parts and not parts[0].startswith("."):
                     dirty.add(parts[0])
+                    self._seen.setdefault(parts[0], time.monotonic())
             now = time.monotonic()
             if now - last_rescan >= self._rescan_interval:
                 dirty.update(await ato_thread(self._folders))
@@ -269,6 +287,7 @@ class AsyncMirror:
             for name in names:
                 tracker = await self._tracker(name)
                 if tracker is None or tracker.refused or not await self._hold(tracker):
+                    self._seen.pop(name, None)  # not ours to mirror: nothing pending here
                     continue
                 if not await self._push_one(tracker) or tracker.broken:
                     again.add(name)
@@ -279,6 +298,7 @@ class AsyncMirror:
         name = tracker.session_id
         plan = await ato_thread(tracker.plan, self._keyring, self._broken_grace)
         if plan is None:
+            self._seen.pop(name, None)
             return True
         token = None if self._leases is None else self._leases.token(name)
         op = guarded_write(
@@ -301,6 +321,9 @@ class AsyncMirror:
             return False
         tracker.done(plan)
         self._last_push[name] = self._last_push_at = time.monotonic()
+        seen = self._seen.pop(name, None)
+        if seen is not None:
+            self._lags.append((name, self._last_push_at - seen))
         self._stats = _bump(
             self._stats,
             pushes=1,
