@@ -39,6 +39,8 @@ EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_LEASE_HELD: Final = 3
 EXIT_UNAVAILABLE: Final = 4
+EXIT_BROKEN: Final = 5  # `verify`: a session will not start cleanly in Baileys
+EXIT_UNREADABLE: Final = 6  # `verify`, `pull --verify`: a stored session cannot be read
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 KEY_FILE_ENV_VAR: Final = "WAAUTH_KEY_FILE"

@@ -7,9 +7,11 @@ maps them to the documented exit codes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,8 +20,10 @@ import click
 from psycopg_pool import ConnectionPool
 
 from .. import _admin, layout
+from .. import verify as _verify
 from .._sync.mirror import Mirror
 from .._sync.state import PostgresAuthState, list_sessions, materialize
+from .._sync.verifying import verify_sessions
 from ..encryption import Keyring
 from ..errors import (
     ConfigurationError,
@@ -32,9 +36,11 @@ from ..schema import SCHEMA_VERSION, check_schema_name
 from . import _output
 from ._app import (
     DEFAULT_WAIT,
+    EXIT_BROKEN,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_UNAVAILABLE,
+    EXIT_UNREADABLE,
     KEY_FILE_ENV_VAR,
     App,
     line_start,
@@ -49,13 +55,47 @@ PULL_CHUNK = 25
 
 _EPILOG = """\b
 Exit status: 0 ok, 1 error, 2 usage error, 3 session lease held by another process,
-4 database unavailable, 130 interrupted.
+4 database unavailable, 5 a session will not start cleanly (verify), 6 a session cannot be
+read (verify, pull --verify), 130 interrupted.
 Docs: docs/cli.md."""
 
 
 def json_option(f: F) -> F:
     """``--json``: print the result as JSON on stdout, for scripts."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")(f)
+
+
+METRICS_ENV_VAR = "WAAUTH_METRICS"
+"""HOST:PORT of ``watch --metrics``, also where ``waauth health`` asks."""
+
+
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT (e.g. 127.0.0.1:9464), not {value!r}")
+    return host.strip("[]"), int(port)  # an empty host: every interface
+
+
+def metrics_option(f: F) -> F:
+    """``--metrics HOST:PORT`` and ``--max-pending SECONDS`` of ``watch``."""
+    f = click.option(
+        "--max-pending",
+        type=click.FloatRange(min=0, min_open=True),
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="/healthz fails once a change waits this long for its commit.",
+    )(f)
+    return click.option(
+        "--metrics",
+        envvar=METRICS_ENV_VAR,
+        show_envvar=True,
+        metavar="HOST:PORT",
+        callback=_address,
+        help="Serve Prometheus /metrics and /healthz here (needs waauth[metrics]).",
+    )(f)
 
 
 def _check_schema(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -356,6 +396,7 @@ def _push_one(
 @click.option("--session", "session_ids", multiple=True, metavar="ID", help="A session (repeat).")
 @click.option("--all", "all_", is_flag=True, help="Every session with creds stored.")
 @click.option("--fsync", is_flag=True, help="Make the folders survive a power loss.")
+@click.option("--verify", is_flag=True, help="Verify first; do not restore unreadable sessions.")
 @json_option
 @click.pass_obj
 def pull(
@@ -365,6 +406,7 @@ def pull(
     session_ids: tuple[str, ...],
     all_: bool,
     fsync: bool,
+    verify: bool,
     as_json: bool,
 ) -> int:
     """Write sessions from the database into ROOT/<id>/, before Baileys starts.
@@ -377,12 +419,15 @@ def pull(
     """
     if all_ == bool(session_ids):
         raise click.UsageError("pull needs --all or --session ID (not both)")
+    started = time.monotonic()  # the restore time of `watch --metrics`
     wanted = [_session_id(s) for s in session_ids]
     keyring = app.keyring()
     app.ensure_schema()
     if all_:
         infos = list_sessions(app.dsn, status="active", schema=app.schema, retry=app.retry)
         wanted = [info.session_id for info in infos]
+    refused = _refuse_unreadable(app, keyring, wanted) if verify else []  # --verify
+    wanted = [sid for sid in wanted if sid not in refused]  # --verify
     written: dict[str, Path] = {}
     without_creds: list[str] = []
     # One place to restore, so that a session lease can be taken here once it exists.
@@ -401,13 +446,14 @@ def pull(
             written.update(report.written)
             without_creds.extend(report.without_creds)
             advance(len(chunk))
+    _record_restore(root, time.monotonic() - started, len(written))  # for `watch --metrics`
     if as_json:
         app.out(_output.to_json({"written": written, "without_creds": without_creds}))
-        return EXIT_OK
+        return EXIT_UNREADABLE if refused else EXIT_OK  # --verify
     for sid in without_creds:
         app.warn(f"session {sid!r} has no creds stored: not written (Baileys will pair it anew)")
     app.say(f"restored {len(written)} session{'' if len(written) == 1 else 's'} into {root}")
-    return EXIT_OK
+    return EXIT_UNREADABLE if refused else EXIT_OK  # --verify
 
 
 @cli.command(short_help="Mirror session folders into the database until stopped.")
@@ -421,8 +467,17 @@ def pull(
     metavar="SECONDS",
     help="At most one push per session per window.",
 )
+@metrics_option
 @click.pass_obj
-def watch(app: App, *, root: Path, session_ids: tuple[str, ...], window: float) -> int:
+def watch(
+    app: App,
+    *,
+    root: Path,
+    session_ids: tuple[str, ...],
+    window: float,
+    metrics: tuple[str, int] | None,
+    max_pending: float,
+) -> int:
     """Mirror every session folder under ROOT into the database until stopped.
 
     SIGINT (Ctrl-C) or SIGTERM stops it after a final push of what is left; a second signal
@@ -434,6 +489,7 @@ def watch(app: App, *, root: Path, session_ids: tuple[str, ...], window: float) 
     with app.signals.stop_on_signal(stop):
         mirror = _mirror(app, root, keyring, only, window)
         mirror.start()
+        stop_metrics = _serve_metrics(metrics, mirror, max_pending, root)  # --metrics
         try:
             app.note(
                 f"watching {mirror.stats().sessions} session folder(s) under {root} "
@@ -444,6 +500,7 @@ def watch(app: App, *, root: Path, session_ids: tuple[str, ...], window: float) 
         finally:
             # The final flush runs with signals interrupting again: a second one cuts it.
             stop.set()
+            stop_metrics()  # --metrics
             mirror.stop()
     stats = mirror.stats()
     app.note(
@@ -834,3 +891,185 @@ def _diagnose(app: App, checks: list[_admin.Check]) -> int:
     finally:
         pooled.close()
     return EXIT_OK
+
+
+# -- verification and health -------------------------------------------------------------------
+
+_VERIFY_EXIT = {_verify.BROKEN: EXIT_BROKEN, _verify.UNREADABLE: EXIT_UNREADABLE}
+
+
+@cli.command("verify", short_help="Check that stored sessions will start cleanly in Baileys.")
+@click.option("--session", "session_ids", multiple=True, metavar="ID", help="A session (repeat).")
+@click.option("--all", "all_", is_flag=True, help="Every stored session.")
+@json_option
+@click.pass_obj
+def verify_command(app: App, *, session_ids: tuple[str, ...], all_: bool, as_json: bool) -> int:
+    """Check that stored sessions will start cleanly in Baileys; reads only.
+
+    Every row decrypts and parses; creds hold what Baileys needs; the pre-keys and the
+    app-state key that creds refer to are stored; names fit a session folder.
+    Exit 0 (warnings allowed), 5 a session will not start cleanly, 6 one cannot be read.
+    """
+    if all_ == bool(session_ids):
+        raise click.UsageError("verify needs --all or --session ID (not both)")
+    wanted = None if all_ else [_session_id(s) for s in session_ids]
+    keyring = app.keyring()
+    app.ensure_schema()
+    report = verify_sessions(
+        app.dsn, keyring=keyring, session_ids=wanted, schema=app.schema, retry=app.retry
+    )
+    if as_json:
+        app.out(
+            _output.to_json(
+                {
+                    "ok": report.ok,
+                    "level": report.level,
+                    "sessions": [
+                        {
+                            "session_id": s.session_id,
+                            "status": s.status,
+                            "records": s.records,
+                            "level": s.level,
+                            "findings": [vars(f) for f in s.findings],
+                        }
+                        for s in report.sessions
+                    ],
+                }
+            )
+        )
+    else:
+        _print_verdicts(app, report.sessions)
+    return _VERIFY_EXIT.get(report.level, EXIT_OK)
+
+
+def _print_verdicts(app: App, verdicts: Sequence[_verify.SessionVerdict]) -> None:
+    words = {
+        _verify.OK: ("ok", "green"),
+        _verify.WARNING: ("warn", "yellow"),
+        _verify.BROKEN: ("BROKEN", "red"),
+        _verify.UNREADABLE: ("UNREADABLE", "red"),
+    }
+    if not verdicts:
+        app.note("no sessions stored")
+    width = max((len(v.session_id) for v in verdicts), default=0)
+    for verdict in verdicts:
+        word, color = words[verdict.level]
+        status = verdict.status or "no registry row"
+        click.echo(
+            f"{click.style(word.ljust(10), fg=color, bold=color == 'red')}  "
+            f"{verdict.session_id.ljust(width)}  {status}, {verdict.records} records"
+        )
+        for finding in verdict.findings:
+            click.echo(f"{'':10}  {'':{width}}  - {finding.level}: {finding}")
+
+
+def _refuse_unreadable(app: App, keyring: Keyring, wanted: list[str]) -> list[str]:
+    """``pull --verify``: verify ``wanted`` first; return the sessions that cannot be read."""
+    stored = [
+        i.session_id
+        for i in list_sessions(app.dsn, session_ids=wanted, schema=app.schema, retry=app.retry)
+    ]
+    report = verify_sessions(
+        app.dsn, keyring=keyring, session_ids=stored, schema=app.schema, retry=app.retry
+    )
+    refused = []
+    for verdict in report.sessions:
+        if verdict.level == _verify.UNREADABLE:
+            refused.append(verdict.session_id)
+            app.warn(f"session {verdict.session_id!r} cannot be read: not restored")
+        elif verdict.level != _verify.BROKEN:
+            continue
+        else:
+            app.warn(f"session {verdict.session_id!r} will not start cleanly (restored anyway)")
+        for finding in verdict.findings:
+            if finding.level in (_verify.BROKEN, _verify.UNREADABLE):
+                app.warn(f"  {verdict.session_id}: {finding}")
+    return refused
+
+
+def _metrics_module() -> Any:
+    try:
+        from .. import metrics  # noqa: PLC0415 (prometheus_client is an optional extra)
+    except ImportError as exc:
+        raise ConfigurationError(
+            "metrics need prometheus_client: pip install 'waauth[metrics]'"
+        ) from exc
+    return metrics
+
+
+RESTORE_FILE = ".waauth-restore.json"
+"""In ROOT: how long the last ``pull`` took, for ``watch --metrics`` (a dotfile: not mirrored)."""
+
+
+def _record_restore(root: Path, seconds: float, sessions: int) -> None:
+    """With WAAUTH_METRICS set (the sidecar's setting), leave the restore time in ROOT."""
+    if not os.environ.get(METRICS_ENV_VAR):
+        return
+    data = _output.to_json({"seconds": round(seconds, 3), "sessions": sessions})
+    temp = root / f"{RESTORE_FILE}.tmp"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        temp.write_text(data, encoding="utf-8")
+        temp.replace(root / RESTORE_FILE)
+    except OSError as exc:  # a metric is not worth failing a restore
+        logging.getLogger("waauth").warning("could not record the restore time: %s", exc)
+
+
+def _read_restore(root: Path) -> tuple[float, int] | None:
+    try:
+        data = json.loads((root / RESTORE_FILE).read_text(encoding="utf-8"))
+        return float(data["seconds"]), int(data["sessions"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no pull ran here (or an unreadable file): no restore metric
+
+
+def _serve_metrics(
+    address: tuple[str, int] | None, mirror: Mirror, max_pending: float, root: Path
+) -> Callable[[], None]:
+    """Start ``watch --metrics``' endpoint for ``mirror``; return what stops it."""
+    if address is None:
+        return lambda: None
+    metrics = _metrics_module()
+    registry = metrics.CollectorRegistry()
+    collector = metrics.WaauthCollector()
+    collector.add_mirror(mirror)
+    restore = _read_restore(root)
+    if restore is not None:
+        collector.observe_restore(*restore)
+    registry.register(collector)
+    server = metrics.serve(*address, registry, mirror, max_pending=max_pending)
+    logging.getLogger("waauth").info("metrics on http://%s:%d/metrics", *server.address)
+    stop: Callable[[], None] = server.close
+    return stop
+
+
+@cli.command(short_help="Exit 0 if a running `watch --metrics` is healthy (for probes).")
+@click.option(
+    "--metrics",
+    envvar=METRICS_ENV_VAR,
+    show_envvar=True,
+    metavar="HOST:PORT",
+    callback=_address,
+    required=True,
+    help="Where the `watch --metrics` to ask listens.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+)
+@click.pass_obj
+def health(app: App, *, metrics: tuple[str, int], timeout: float) -> int:
+    """Exit 0 if the `waauth watch --metrics` at HOST:PORT is healthy, else 1 (and why).
+
+    For Docker's HEALTHCHECK and Kubernetes exec probes; needs no database and no key.
+    """
+    # A watch listening on every interface is asked on the loopback one.
+    host = "127.0.0.1" if metrics[0] in ("0.0.0.0", "") else metrics[0]  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    verdict = _metrics_module().ask_health(f"http://{host}:{metrics[1]}/healthz", timeout)
+    for reason in verdict.reasons:
+        (app.say if verdict.healthy else app.warn)(reason)
+    return EXIT_OK if verdict.healthy else EXIT_ERROR
