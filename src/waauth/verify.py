@@ -90,7 +90,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class SessionVerdict:
-    """What :func:`check_session` found in one session."""
+    """What :func:`waauth.verify.check_session` found in one session."""
 
     session_id: str
     status: str | None
