@@ -28,21 +28,16 @@ SID = "user_1"
 
 
 @pytest.fixture
-def key() -> str:
-    """A fresh key for WAAUTH_KEYS."""
-    return Keyring.generate_key()
+def cli(pg_dsn: str, schema: str) -> Cli:
+    """The command on this test's schema, with a fresh key (``ring`` holds the same key)."""
+    return Cli(pg_dsn, schema, Keyring.generate_key())
 
 
 @pytest.fixture
-def cli(pg_dsn: str, schema: str, key: str) -> Cli:
-    """The command on the test server, in this test's schema, with ``key``."""
-    return Cli(pg_dsn, schema, key)
-
-
-@pytest.fixture
-def ring(key: str) -> Keyring:
-    """The keyring of ``key``."""
-    return Keyring([key])
+def ring(cli: Cli) -> Keyring:
+    """The keyring of ``cli``'s key."""
+    assert cli.key is not None
+    return Keyring([cli.key])
 
 
 @pytest.fixture
