@@ -488,8 +488,8 @@ def watch(
     stop = threading.Event()
     with app.signals.stop_on_signal(stop):
         mirror = _mirror(app, root, keyring, only, window)
-        mirror.start()
         stop_metrics = _serve_metrics(metrics, mirror, max_pending, root)  # --metrics
+        mirror.start()
         try:
             app.note(
                 f"watching {mirror.stats().sessions} session folder(s) under {root} "
