@@ -187,9 +187,8 @@ class Mirror:
 
     def drain_lags(self) -> list[tuple[str, float]]:
         """``(session, seconds)`` from a file change seen to its commit, since the last call."""
-        lags = list(self._lags)
-        self._lags.clear()
-        return lags
+        # popleft, not copy-and-clear: the watcher may append meanwhile (thread-safe on a deque).
+        return [self._lags.popleft() for _ in range(len(self._lags))]
 
     def __enter__(self) -> Mirror:
         self.start()
