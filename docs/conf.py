@@ -32,7 +32,7 @@ autodoc_default_options = {"members": True, "undoc-members": False, "show-inheri
 nitpicky = True
 _EXTERNAL = (
     "psycopg|psycopg_pool|orjson|cryptography|watchfiles|asyncio|os|pathlib|datetime"
-    "|collections|typing|types|threading"
+    "|collections|typing|types|threading|prometheus_client|http"
 )
 _BARE = (
     "Path|PathLike|datetime|Iterable|Mapping|Any|TracebackType|T|R|Generator|Coroutine"

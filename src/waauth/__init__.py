@@ -7,12 +7,14 @@ from ._async.lease import AsyncLease
 from ._async.migrations import aenable_row_level_security, amigrate
 from ._async.mirror import AsyncMirror
 from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions, amaterialize
+from ._async.verifying import averify_sessions
 from ._mirroring import MirrorStats
 from ._pending import Stats
 from ._sync.lease import Lease
 from ._sync.migrations import enable_row_level_security, migrate
 from ._sync.mirror import Mirror
 from ._sync.state import Keys, PostgresAuthState, list_sessions, materialize
+from ._sync.verifying import verify_sessions
 from .config import Settings
 from .encryption import Keyring
 from .errors import (
@@ -36,6 +38,7 @@ from .errors import (
 from .retry import RetryPolicy
 from .schema import SCHEMA_VERSION
 from .sessions import ImportResult, MaterializeReport, SessionInfo
+from .verify import Finding, SessionVerdict, VerifyReport
 
 __version__ = "0.1.0.dev0"
 
@@ -49,6 +52,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptRecord",
     "DecryptionError",
+    "Finding",
     "IdentityConflict",
     "ImportResult",
     "IncompleteRestore",
@@ -67,10 +71,12 @@ __all__ = [
     "SchemaError",
     "SessionInfo",
     "SessionNotFound",
+    "SessionVerdict",
     "Settings",
     "Stats",
     "StoreError",
     "StoreUnavailable",
+    "VerifyReport",
     "WaauthError",
     "WatcherFailed",
     "__version__",
@@ -78,6 +84,7 @@ __all__ = [
     "alist_sessions",
     "amaterialize",
     "amigrate",
+    "averify_sessions",
     "codec",
     "config",
     "enable_row_level_security",
@@ -85,4 +92,5 @@ __all__ = [
     "list_sessions",
     "materialize",
     "migrate",
+    "verify_sessions",
 ]

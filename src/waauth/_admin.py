@@ -27,9 +27,11 @@ from ._sync.lease import held_error
 from ._sync.migrations import current_version
 from ._sync.ops import load_creds
 from ._sync.state import list_sessions
+from ._sync.verifying import scan_batches
 from .encryption import Keyring
 from .errors import CorruptRecord, DecryptionError, InvalidInput, SessionNotFound
 from .sessions import SessionInfo
+from .verify import WARNING, pre_key_findings
 
 __all__ = [
     "BATCH_SIZE",
@@ -74,14 +76,6 @@ UPDATE {schema}.records r SET value = u.value
 FROM unnest(%(sessions)b::text[], %(files)b::text[], %(values)b::bytea[])
     AS u(session_id, file_name, value)
 WHERE r.session_id = u.session_id AND r.file_name = u.file_name
-"""
-
-SCAN: Final = """
-SELECT r.session_id, r.file_name, r.type, r.record_id, r.value
-FROM {schema}.records r
-WHERE (r.session_id, r.file_name) > (%(after_session)s, %(after_file)s)
-ORDER BY r.session_id, r.file_name
-LIMIT %(limit)s
 """
 
 COUNT_RECORDS: Final = "SELECT count(*) FROM {schema}.records"
@@ -332,27 +326,12 @@ def _scan(
 ) -> _Scan:
     """Read every row once: decrypt and parse it (with a keyring), note creds and pre-keys."""
     scan = _Scan()
-    after = ("", "")
-    while True:
-        params = {
-            "after_session": after[0],
-            "after_file": after[1],
-            "limit": batch_size,
-        }
-
-        def read(conn: Connection[Any], params: dict[str, Any] = params) -> list[Any]:
-            with conn.cursor(binary=True) as cur:
-                cur.execute(db.sql(SCAN), params)
-                return cur.fetchall()
-
-        rows = db.run("read records", read)
+    for rows in scan_batches(db, batch_size=batch_size):
         for row in rows:
             _scan_row(scan, keyring, row)
-        if progress is not None and rows:
+        if progress is not None:
             progress(len(rows))
-        if len(rows) < batch_size:
-            return scan
-        after = (rows[-1][0], rows[-1][1])
+    return scan
 
 
 def _scan_row(scan: _Scan, keyring: Keyring | None, row: tuple[Any, ...]) -> None:
@@ -498,10 +477,9 @@ def _sessions_check(scan: _Scan, statuses: dict[str, str]) -> Check:
 
 
 def _pre_keys_check(scan: _Scan, statuses: dict[str, str]) -> Check:
-    """Baileys 7 checks at connect that the current pre-key (``nextPreKeyId - 1``) is stored;
-    pre-keys at or past ``nextPreKeyId`` mean creds older than the keys written after them."""
-    failures = []
-    warnings = []
+    """The pre-keys creds refer to are stored (see :func:`waauth.verify.pre_key_findings`)."""
+    failures: list[str] = []
+    warnings: list[str] = []
     checked = 0
     unopened = 0
     for session_id, session in sorted(scan.sessions.items()):
@@ -514,23 +492,17 @@ def _pre_keys_check(scan: _Scan, statuses: dict[str, str]) -> Check:
         if not isinstance(next_id, int):
             continue
         checked += 1
-        current = next_id - 1
-        if current > 0 and current not in session.pre_keys:
-            failures.append(
-                f"session {session_id!r}: the current pre-key {current} (nextPreKeyId - 1) "
-                "is not stored"
-            )
-        ahead = sorted(k for k in session.pre_keys if k >= next_id)
-        if ahead:
-            warnings.append(
-                f"session {session_id!r}: {_count(len(ahead), 'pre-key')} at or past "
-                f"nextPreKeyId {next_id} (creds older than the keys written after them?)"
-            )
+        found = pre_key_findings(
+            next_id, session.creds.get("firstUnuploadedPreKeyId"), session.pre_keys
+        )
+        for finding in found:
+            line = f"session {session_id!r}: {finding.message}"
+            (warnings if finding.level == WARNING else failures).append(line)
     if failures:
         return Check(
             "pre-keys",
             "fail",
-            f"{_count(len(failures), 'session')} without their current pre-key",
+            f"{_count(len(failures), 'problem')}: pre-keys that creds refer to are not stored",
             failures + warnings,
         )
     if warnings:

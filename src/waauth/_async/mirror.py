@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +58,9 @@ logger = logging.getLogger("waauth.mirror")
 MAX_BACKOFF = 30.0
 """The longest pause before restarting a failed watcher, in seconds."""
 _UNDECODABLE = "Unable to decode path"  # watchfiles' error for a file name that is not UTF-8
+
+LAG_SAMPLES = 10_000
+"""Lag observations kept for :meth:`AsyncMirror.drain_lags` between two scrapes."""
 
 
 class AsyncMirror:
@@ -136,6 +140,8 @@ class AsyncMirror:
         self._undecodable: set[str] = set()  # watchfiles' errors on non-UTF-8 names, said once
         self._watcher_error: str | None = None
         self._pending: dict[str, float] = {}  # session -> when its oldest unpushed change was seen
+        # Metrics: recent lags, file change seen to commit (drained by drain_lags).
+        self._lags: deque[tuple[str, float]] = deque(maxlen=LAG_SAMPLES)
 
     async def start(self) -> None:
         """Open the database, push every folder once, and start watching."""
@@ -213,6 +219,11 @@ class AsyncMirror:
             oldest_pending=now - min(pending) if pending else None,
             failing=failing,
         )
+
+    def drain_lags(self) -> list[tuple[str, float]]:
+        """``(session, seconds)`` from a file change seen to its commit, since the last call."""
+        # popleft, not copy-and-clear: the watcher may append meanwhile (thread-safe on a deque).
+        return [self._lags.popleft() for _ in range(len(self._lags))]
 
     async def __aenter__(self) -> AsyncMirror:
         await self.start()
@@ -459,6 +470,9 @@ class AsyncMirror:
         tracker.done(plan)
         self._recovered(tracker)
         self._last_push[name] = self._last_push_at = time.monotonic()
+        seen = self._pending.get(name)  # popped by _push once the session is settled
+        if seen is not None:
+            self._lags.append((name, self._last_push_at - seen))
         self._stats = _bump(
             self._stats,
             pushes=1,

@@ -245,6 +245,14 @@ class PostgresAuthState:
         """Persistence figures: writes, retries, failures, pending, last success and error."""
         return self._writer.stats()
 
+    @property
+    def lease_held(self) -> bool | None:
+        """Whether this state holds its session's lease (None: opened without ``lease``)."""
+        if self._lease is None:
+            return None
+        lost = self._lease.is_lost(self.session_id)
+        return not lost and self._lease.token(self.session_id) is not None
+
     def delete(self) -> None:
         """Log out: remove the session's creds and keys; its registry row stays, ``logged_out``.
 

@@ -42,6 +42,8 @@ EXIT_LEASE_HELD: Final = 3
 EXIT_UNAVAILABLE: Final = 4
 EXIT_WATCHER_FAILED: Final = 5  # watch: the file watcher kept failing and was given up
 EXIT_NOT_MIRRORED: Final = 6  # watch: a session could not be mirrored up to the end
+EXIT_BROKEN: Final = 7  # `verify`: a session will not start cleanly in Baileys
+EXIT_UNREADABLE: Final = 8  # `verify`, `pull --verify`: a stored session cannot be read
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 DEFAULT_WAIT: Final = 30.0

@@ -8,9 +8,11 @@ Global options go before or after the subcommand (``waauth --dsn URL ls`` and ``
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +21,13 @@ import click
 from psycopg_pool import ConnectionPool
 
 from .. import _admin, _folders, layout
+from .. import verify as _verify
 from .._mirroring import MirrorStats
 from .._sync.database import Database
 from .._sync.mirror import Mirror
 from .._sync.ops import read_records
 from .._sync.state import PostgresAuthState, list_sessions, materialize
+from .._sync.verifying import verify_sessions
 from ..config import DSN_ENV_VARS, KEY_FILE_ENV_VAR, SCHEMA_ENV_VAR
 from ..encryption import Keyring
 from ..errors import (
@@ -40,10 +44,12 @@ from ..sessions import MaterializeReport
 from . import _output
 from ._app import (
     DEFAULT_WAIT,
+    EXIT_BROKEN,
     EXIT_ERROR,
     EXIT_NOT_MIRRORED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
+    EXIT_UNREADABLE,
     App,
     line_start,
 )
@@ -58,6 +64,7 @@ PULL_CHUNK = 25
 _EPILOG = """\b
 Exit status: 0 ok, 1 error, 2 usage error, 3 session lease held by another process,
 4 database unavailable, 5 watch: the watcher failed, 6 watch: a session never mirrored,
+7 verify: a session will not start cleanly, 8 verify, pull --verify: a session cannot be read,
 130 interrupted.
 Docs: docs/cli.md."""
 
@@ -65,6 +72,39 @@ Docs: docs/cli.md."""
 def json_option(f: F) -> F:
     """``--json``: print the result as JSON on stdout, for scripts."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")(f)
+
+
+METRICS_ENV_VAR = "WAAUTH_METRICS"
+"""HOST:PORT of ``watch --metrics``, also where ``waauth health`` asks."""
+
+
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT (e.g. 127.0.0.1:9464), not {value!r}")
+    return host.strip("[]"), int(port)  # an empty host: every interface
+
+
+def metrics_option(f: F) -> F:
+    """``--metrics HOST:PORT`` and ``--max-pending SECONDS`` of ``watch``."""
+    f = click.option(
+        "--max-pending",
+        type=click.FloatRange(min=0, min_open=True),
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="/healthz fails once a change waits this long for its commit.",
+    )(f)
+    return click.option(
+        "--metrics",
+        envvar=METRICS_ENV_VAR,
+        show_envvar=True,
+        metavar="HOST:PORT",
+        callback=_address,
+        help="Serve Prometheus /metrics and /healthz here (needs waauth[metrics]).",
+    )(f)
 
 
 def _check_schema(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -433,6 +473,7 @@ def _pushed_line(session_id: str, entry: dict[str, Any]) -> str:
 @click.option(
     "--if-unleased", is_flag=True, help="Exit 3 if a live process holds a session's lease."
 )
+@click.option("--verify", is_flag=True, help="Verify first; do not restore unreadable sessions.")
 @json_option
 @click.pass_obj
 def pull(
@@ -444,6 +485,7 @@ def pull(
     fsync: bool,
     require: bool,
     if_unleased: bool,
+    verify: bool,
     as_json: bool,
 ) -> int:
     """Write sessions from the database into ROOT/<id>/, before Baileys starts.
@@ -459,6 +501,7 @@ def pull(
     """
     if all_ == bool(session_ids):
         raise click.UsageError("pull needs --all or --session ID (not both)")
+    started = time.monotonic()  # the restore time of `watch --metrics`
     wanted = [_session_id(s) for s in session_ids]
     keyring = app.keyring()
     app.ensure_schema()
@@ -466,6 +509,8 @@ def pull(
         infos = list_sessions(app.dsn, status="active", schema=app.schema, retry=app.retry)
         wanted = [info.session_id for info in infos]
     total = MaterializeReport()
+    refused = _refuse_unreadable(app, keyring, wanted) if verify else []  # --verify
+    wanted = [sid for sid in wanted if sid not in refused]  # --verify
     # One place to restore, so that a session lease can be taken here once it exists.
     with app.progress(len(wanted) if len(wanted) > 1 else 0, "pulling") as advance:
         for start in range(0, len(wanted), PULL_CHUNK):
@@ -487,6 +532,7 @@ def pull(
             total.without_creds.extend(report.without_creds)
             total.failed.update(report.failed)
             advance(len(chunk))
+    _record_restore(root, time.monotonic() - started, len(total.written))  # `watch --metrics`
     if require and not all_:
         _check_required(total.without_creds)
     if as_json:
@@ -510,7 +556,7 @@ def pull(
             "restored (see the errors above; docs/folders.md says what to do)"
         )
         return _exit_code(next(iter(total.failed.values())))
-    return EXIT_OK
+    return EXIT_UNREADABLE if refused else EXIT_OK  # --verify
 
 
 def _check_required(without_creds: list[str]) -> None:
@@ -534,9 +580,17 @@ def _check_required(without_creds: list[str]) -> None:
     help="At most one push per session per window.",
 )
 @json_option  # issue 15: the final summary as JSON (printed by _watch_summary)
+@metrics_option
 @click.pass_obj
 def watch(
-    app: App, *, root: Path, session_ids: tuple[str, ...], window: float, as_json: bool
+    app: App,
+    *,
+    root: Path,
+    session_ids: tuple[str, ...],
+    window: float,
+    as_json: bool,
+    metrics: tuple[str, int] | None,
+    max_pending: float,
 ) -> int:
     """Mirror every session folder under ROOT into the database until stopped.
 
@@ -549,6 +603,7 @@ def watch(
     stop = threading.Event()
     with app.signals.stop_on_signal(stop):
         mirror = _mirror(app, root, keyring, only, window)
+        stop_metrics = _serve_metrics(metrics, mirror, max_pending, root)  # --metrics
         mirror.start()
         try:
             app.note(
@@ -561,6 +616,7 @@ def watch(
         finally:
             # The final flush runs with signals interrupting again: a second one cuts it.
             stop.set()
+            stop_metrics()  # --metrics
             with contextlib.suppress(WatcherFailed):  # said below, after what was done
                 mirror.stop()
     stats = mirror.stats()
@@ -980,6 +1036,188 @@ def _diagnose(app: App, checks: list[_admin.Check]) -> int:
     finally:
         pooled.close()
     return EXIT_OK
+
+
+# -- verification and health -------------------------------------------------------------------
+
+_VERIFY_EXIT = {_verify.BROKEN: EXIT_BROKEN, _verify.UNREADABLE: EXIT_UNREADABLE}
+
+
+@cli.command("verify", short_help="Check that stored sessions will start cleanly in Baileys.")
+@click.option("--session", "session_ids", multiple=True, metavar="ID", help="A session (repeat).")
+@click.option("--all", "all_", is_flag=True, help="Every stored session.")
+@json_option
+@click.pass_obj
+def verify_command(app: App, *, session_ids: tuple[str, ...], all_: bool, as_json: bool) -> int:
+    """Check that stored sessions will start cleanly in Baileys; reads only.
+
+    Every row decrypts and parses; creds hold what Baileys needs; the pre-keys and the
+    app-state key that creds refer to are stored; names fit a session folder.
+    Exit 0 (warnings allowed), 7 a session will not start cleanly, 8 one cannot be read.
+    """
+    if all_ == bool(session_ids):
+        raise click.UsageError("verify needs --all or --session ID (not both)")
+    wanted = None if all_ else [_session_id(s) for s in session_ids]
+    keyring = app.keyring()
+    app.ensure_schema()
+    report = verify_sessions(
+        app.dsn, keyring=keyring, session_ids=wanted, schema=app.schema, retry=app.retry
+    )
+    if as_json:
+        app.out(
+            _output.to_json(
+                {
+                    "ok": report.ok,
+                    "level": report.level,
+                    "sessions": [
+                        {
+                            "session_id": s.session_id,
+                            "status": s.status,
+                            "records": s.records,
+                            "level": s.level,
+                            "findings": [vars(f) for f in s.findings],
+                        }
+                        for s in report.sessions
+                    ],
+                }
+            )
+        )
+    else:
+        _print_verdicts(app, report.sessions)
+    return _VERIFY_EXIT.get(report.level, EXIT_OK)
+
+
+def _print_verdicts(app: App, verdicts: Sequence[_verify.SessionVerdict]) -> None:
+    words = {
+        _verify.OK: ("ok", "green"),
+        _verify.WARNING: ("warn", "yellow"),
+        _verify.BROKEN: ("BROKEN", "red"),
+        _verify.UNREADABLE: ("UNREADABLE", "red"),
+    }
+    if not verdicts:
+        app.note("no sessions stored")
+    width = max((len(v.session_id) for v in verdicts), default=0)
+    for verdict in verdicts:
+        word, color = words[verdict.level]
+        status = verdict.status or "no registry row"
+        click.echo(
+            f"{click.style(word.ljust(10), fg=color, bold=color == 'red')}  "
+            f"{verdict.session_id.ljust(width)}  {status}, {verdict.records} records"
+        )
+        for finding in verdict.findings:
+            click.echo(f"{'':10}  {'':{width}}  - {finding.level}: {finding}")
+
+
+def _refuse_unreadable(app: App, keyring: Keyring, wanted: list[str]) -> list[str]:
+    """``pull --verify``: verify ``wanted`` first; return the sessions that cannot be read."""
+    stored = [
+        i.session_id
+        for i in list_sessions(app.dsn, session_ids=wanted, schema=app.schema, retry=app.retry)
+    ]
+    report = verify_sessions(
+        app.dsn, keyring=keyring, session_ids=stored, schema=app.schema, retry=app.retry
+    )
+    refused = []
+    for verdict in report.sessions:
+        if verdict.level == _verify.UNREADABLE:
+            refused.append(verdict.session_id)
+            app.warn(f"session {verdict.session_id!r} cannot be read: not restored")
+        elif verdict.level != _verify.BROKEN:
+            continue
+        else:
+            app.warn(f"session {verdict.session_id!r} will not start cleanly (restored anyway)")
+        for finding in verdict.findings:
+            if finding.level in (_verify.BROKEN, _verify.UNREADABLE):
+                app.warn(f"  {verdict.session_id}: {finding}")
+    return refused
+
+
+def _metrics_module() -> Any:
+    try:
+        from .. import metrics  # noqa: PLC0415 (prometheus_client is an optional extra)
+    except ImportError as exc:
+        raise ConfigurationError(
+            "metrics need prometheus_client: pip install 'waauth[metrics]'"
+        ) from exc
+    return metrics
+
+
+RESTORE_FILE = ".waauth-restore.json"
+"""In ROOT: how long the last ``pull`` took, for ``watch --metrics`` (a dotfile: not mirrored)."""
+
+
+def _record_restore(root: Path, seconds: float, sessions: int) -> None:
+    """With WAAUTH_METRICS set (the sidecar's setting), leave the restore time in ROOT."""
+    if not os.environ.get(METRICS_ENV_VAR):
+        return
+    data = _output.to_json({"seconds": round(seconds, 3), "sessions": sessions})
+    temp = root / f"{RESTORE_FILE}.tmp"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        temp.write_text(data, encoding="utf-8")
+        temp.replace(root / RESTORE_FILE)
+    except OSError as exc:  # a metric is not worth failing a restore
+        logging.getLogger("waauth").warning("could not record the restore time: %s", exc)
+
+
+def _read_restore(root: Path) -> tuple[float, int] | None:
+    try:
+        data = json.loads((root / RESTORE_FILE).read_text(encoding="utf-8"))
+        return float(data["seconds"]), int(data["sessions"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no pull ran here (or an unreadable file): no restore metric
+
+
+def _serve_metrics(
+    address: tuple[str, int] | None, mirror: Mirror, max_pending: float, root: Path
+) -> Callable[[], None]:
+    """Start ``watch --metrics``' endpoint for ``mirror``; return what stops it."""
+    if address is None:
+        return lambda: None
+    metrics = _metrics_module()
+    registry = metrics.CollectorRegistry()
+    collector = metrics.WaauthCollector()
+    collector.add_mirror(mirror)
+    restore = _read_restore(root)
+    if restore is not None:
+        collector.observe_restore(*restore)
+    registry.register(collector)
+    server = metrics.serve(*address, registry, mirror, max_pending=max_pending)
+    logging.getLogger("waauth").info("metrics on http://%s:%d/metrics", *server.address)
+    stop: Callable[[], None] = server.close
+    return stop
+
+
+@cli.command(short_help="Exit 0 if a running `watch --metrics` is healthy (for probes).")
+@click.option(
+    "--metrics",
+    envvar=METRICS_ENV_VAR,
+    show_envvar=True,
+    metavar="HOST:PORT",
+    callback=_address,
+    required=True,
+    help="Where the `watch --metrics` to ask listens.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+)
+@click.pass_obj
+def health(app: App, *, metrics: tuple[str, int], timeout: float) -> int:
+    """Exit 0 if the `waauth watch --metrics` at HOST:PORT is healthy, else 1 (and why).
+
+    For Docker's HEALTHCHECK and Kubernetes exec probes; needs no database and no key.
+    """
+    # A watch listening on every interface is asked on the loopback one.
+    host = "127.0.0.1" if metrics[0] in ("0.0.0.0", "") else metrics[0]  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    verdict = _metrics_module().ask_health(f"http://{host}:{metrics[1]}/healthz", timeout)
+    for reason in verdict.reasons:
+        (app.say if verdict.healthy else app.warn)(reason)
+    return EXIT_OK if verdict.healthy else EXIT_ERROR
 
 
 # -- global options after the subcommand --------------------------------------------------------

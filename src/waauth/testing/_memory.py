@@ -594,6 +594,11 @@ class _StateBase(OutageTarget):
         """Persistence figures: writes, retries, failures, pending, last success and error."""
         return self._core.counters.snapshot(len(self._core.pending))
 
+    @property
+    def lease_held(self) -> bool | None:
+        """None, as for a Postgres state opened without a lease: in memory there is none."""
+        return None
+
     def _attach_outage(self, outage: Outage) -> None:
         with self._core.store.lock:
             self._core.outages.append(outage)
