@@ -90,3 +90,8 @@ def task_alive(task: asyncio.Task[None] | None) -> bool:
 async def ato_thread(func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
     """Run blocking file I/O off the event loop (called directly in the sync twin)."""
     return await asyncio.to_thread(func, *args, **kwargs)
+
+
+def apool_scope() -> object:
+    """What shared pools are kept per: the running event loop (a pool serves one loop only)."""
+    return asyncio.get_running_loop()

@@ -15,6 +15,7 @@ __all__ = [
     "condition_wait",
     "join",
     "lock_acquire",
+    "pool_scope",
     "spawn",
     "task_alive",
     "to_thread",
@@ -56,3 +57,15 @@ R = TypeVar("R")
 def to_thread(func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
     """Call ``func`` (the async twin runs it in a worker thread)."""
     return func(*args, **kwargs)
+
+
+class _Process:
+    """The one scope of the sync twin's shared pools (a thread-safe pool serves every thread)."""
+
+
+_PROCESS = _Process()
+
+
+def pool_scope() -> object:
+    """What shared pools are kept per: the whole process (the async twin: the event loop)."""
+    return _PROCESS
