@@ -95,6 +95,14 @@ def _rejected_at_connect(exc: BaseException) -> bool:
     return "FATAL:" in message and not any(phrase in message for phrase in _TRANSIENT_REFUSALS)
 
 
+def _server_refusal(exc: BaseException) -> str | None:
+    """The server's own words when it refused a connection (they hold no secret)."""
+    message = str(exc)
+    if "FATAL:" not in message:
+        return None
+    return message.rsplit("FATAL:", 1)[-1].strip().splitlines()[0] or None
+
+
 def translate(exc: BaseException, doing: str, *, gave_up: bool = False) -> WaauthError:
     """The waauth error for a database error (the caller raises it ``from exc``).
 
@@ -104,7 +112,10 @@ def translate(exc: BaseException, doing: str, *, gave_up: bool = False) -> Waaut
     sqlstate = getattr(exc, "sqlstate", None)
     code = f" [{sqlstate}]" if sqlstate else ""
     if gave_up or is_retryable(exc):
-        return StoreUnavailable(f"{doing}: the database is unavailable ({name}{code})")
+        # A refusal at connect time ("too many clients already") is the cause worth naming.
+        said = _server_refusal(exc)
+        reason = f": the server said {said!r}" if said else ""
+        return StoreUnavailable(f"{doing}: the database is unavailable ({name}{code}){reason}")
     if isinstance(exc, pgerrors.InsufficientPrivilege):
         return AccessDenied(f"{doing}: the database refused access ({name}{code})")
     if isinstance(exc, pgerrors.UndefinedTable | pgerrors.InvalidSchemaName):
