@@ -15,6 +15,7 @@ import sys
 import time
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from waauth import PostgresAuthState, materialize, migrate
 
@@ -45,15 +46,17 @@ def _store(ctx: Context) -> list[dict[str, bytes]]:
     with psycopg.connect(ctx.dsn, autocommit=True) as conn:
         migrate(conn, SCHEMA)
     files = []
-    for i in range(SESSIONS):
-        spec = specs[i % VARIANTS]
-        with PostgresAuthState.open(
-            ctx.dsn, _sid(i), keyring=ctx.keyring, schema=SCHEMA, migrate=False
-        ) as state:
-            state.creds = spec.creds
-            state.save_creds()
-            state.keys.set(spec.keys)  # takes the pending creds along: one statement
-        files.append(spec.files())
+    kwargs = {"autocommit": True, "prepare_threshold": None}
+    with ConnectionPool(ctx.dsn, min_size=1, max_size=1, kwargs=kwargs) as pool:
+        for i in range(SESSIONS):
+            spec = specs[i % VARIANTS]
+            with PostgresAuthState.open(
+                pool, _sid(i), keyring=ctx.keyring, schema=SCHEMA, migrate=False
+            ) as state:
+                state.creds = spec.creds
+                state.save_creds()
+                state.keys.set(spec.keys)  # takes the pending creds along: one statement
+            files.append(spec.files())
     return files
 
 
