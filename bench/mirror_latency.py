@@ -124,9 +124,11 @@ def _write_load(root: Path, poller: _Poller, value: bytes) -> int:
     return total
 
 
-def _profile_summary(raw: Path, top: int = 12) -> str:
-    """Self and inclusive sample shares per function, from py-spy's collapsed stacks."""
-    own: collections.Counter[str] = collections.Counter()
+def _profile_summary(raw: Path, top: int = 16) -> str:
+    """Where the watcher's threads spend their wall time, from py-spy's collapsed stacks
+    (idle waits included): per thread, and per function of waauth, psycopg and watchfiles
+    (inclusive: the function or anything it called)."""
+    threads: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
@@ -134,15 +136,14 @@ def _profile_summary(raw: Path, top: int = 12) -> str:
         n = int(count)
         frames = stack.split(";")
         total += n
-        own[frames[-1]] += n
-        for frame in set(frames):
-            inclusive[frame] += n
-    rows = [
-        [f"{100 * n / total:.0f}%", f"{100 * inclusive[f] / total:.0f}%", f[:110]]
-        for f, n in own.most_common(top)
-    ]
-    return f"{total} samples of the watcher's threads (idle waits included)\n\n" + table(
-        ["self", "inclusive", "function (file:line)"], rows
+        threads[frames[0]] += n
+        for frame in set(frames[1:]):
+            if any(part in frame for part in ("waauth/", "psycopg", "watchfiles")):
+                inclusive[frame] += n
+    per_thread = ", ".join(f"{t}: {100 * n / total:.0f}%" for t, n in threads.most_common())
+    rows = [[f"{100 * n / total:.1f}%", f[:100]] for f, n in inclusive.most_common(top)]
+    return f"{total} samples over {len(threads)} threads ({per_thread}).\n\n" + table(
+        ["share of all samples", "function (file:line), inclusive"], rows
     )
 
 
