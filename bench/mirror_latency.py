@@ -38,7 +38,7 @@ from .report import Target
 
 SCHEMA = "bench_w8"
 SESSIONS = 100
-MIX = {t: max(1, n // 5) for t, n in data.FOLDER_MIX.items()}
+MIX = data.SMALL_MIX
 RATE = 1000.0
 """New files a second, spread round-robin over the sessions."""
 SECONDS = 30.0

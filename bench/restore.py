@@ -26,8 +26,7 @@ from .report import Row, Target, ratio_target, rows_for
 
 SCHEMA = "bench_w7"
 SESSIONS = 200
-MIX = {t: max(1, n // 5) for t, n in data.FOLDER_MIX.items()}
-"""One fifth of the 5,000-file session: 1,000 key files (and creds.json)."""
+MIX = data.SMALL_MIX
 VARIANTS = 4
 """Distinct sessions' worth of values, reused round-robin (sealed per session all the same)."""
 REPS = 3
