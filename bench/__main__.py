@@ -17,20 +17,31 @@ from pathlib import Path
 
 import psycopg
 
-from . import creds_storm, data, folders, keys, memory, scale
+from . import (
+    creds_storm,
+    data,
+    folders,
+    keys,
+    many_sessions,
+    memory,
+    mirror_latency,
+    restore,
+    scale,
+)
 from ._common import database, table
 from .context import Context, make_context, settle_disk
 from .machine import describe
 from .report import Row, Target, rows_table, targets_table
 
-WORKLOADS = ("W1", "W2", "R", "W3", "W4", "W6", "W5", "MEM")
+WORKLOADS = ("W1", "W2", "R", "W3", "W4", "W6", "W7", "W5", "W9", "W8", "MEM")
 STEPS: list[tuple[str, Callable[[Context], tuple[list[Row], list[Target]]]]] = [
     ("W1", keys.w1),
     ("W2", keys.w2),
-    ("R", lambda ctx: (keys.read_all(ctx), [])),
+    ("R", keys.read_all),
     ("W3", folders.w3),
     ("W4", folders.w4),
     ("W6", scale.w6),
+    ("W7", restore.w7),
 ]
 
 
@@ -97,6 +108,16 @@ class Run:
             if "W5" in self.args.only:
                 self.progress("W5 ...")
                 self._storm(dsn)
+            if "W9" in self.args.only:
+                self.progress("W9 ...")
+                text, target = many_sessions.run(dsn, ctx.keyring, ctx.tag)
+                self.sections.append("## W9: many sessions in one process\n\n" + text)
+                self.targets.append(target)
+            if "W8" in self.args.only:
+                self.progress("W8 (the mirror's crash window) ...")
+                text, targets = mirror_latency.run(dsn, ctx.keyring_key, ctx.work)
+                self.sections.append("## W8: the mirror's crash window\n\n" + text)
+                self.targets += targets
             if "MEM" in self.args.only:
                 self.progress("peak memory ...")
                 self.sections.append("## Peak memory\n\n" + memory.run(ctx))
@@ -105,6 +126,8 @@ class Run:
             ctx.conn.close()
             ctx.loop.close()
             scale.drop(dsn)
+            restore.drop(dsn)
+            mirror_latency.drop(dsn)
 
     def _storm(self, dsn: str) -> None:
         # W5 counts writes with the creds row's version: start from no row (a reused database).

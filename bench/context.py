@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 import secrets
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from waauth import Keyring, PostgresAuthState, codec, migrate
 
@@ -22,6 +25,8 @@ from .nodejs import NodeWorker
 T = TypeVar("T")
 
 SEED = 20_250_812
+AAD = b"waauth/v1\0"
+"""The associated data's prefix (docs/encryption.md): header, session id, NUL, file name follow."""
 
 
 @dataclass
@@ -59,6 +64,8 @@ class Context:
     """5,000 session records and creds.json: W2."""
     prekeys: dict[str, Any]
     """812 pre-keys made by Baileys (Curve.generateKeyPair), decoded: W1."""
+    aesgcm: AESGCM
+    """The keyring's one key, for the decode floor."""
 
     def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -83,6 +90,28 @@ class Context:
             cur.execute(sql, params)
             rows = cur.fetchall()
         return time.perf_counter() - started, len(rows)
+
+    def decode_floor(self, session_id: str, names: list[str] | None = None) -> tuple[float, int]:
+        """The same query, then every value decrypted and parsed in a tight loop (AES-GCM and
+        orjson called directly): what Python itself costs, without waauth's own work."""
+        started = time.perf_counter()
+        sql = "SELECT file_name, value FROM waauth.records WHERE session_id = %s"
+        params: list[Any] = [session_id]
+        if names is not None:
+            sql += " AND file_name = ANY(%b::text[])"
+            params.append(names)
+        with self.conn.cursor(binary=True) as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        aes = self.aesgcm
+        sid = session_id.encode()
+        values = [
+            orjson.loads(
+                aes.decrypt(v[9:21], v[21:], b"".join((AAD, v[:21], sid, b"\0", n.encode())))
+            )
+            for n, v in rows
+        ]
+        return time.perf_counter() - started, len(values)
 
     def upsert_floor(self, session_id: str, files: dict[str, bytes]) -> float:
         """One batch upsert of the files' bytes (``unnest`` over binary arrays), committed."""
@@ -232,4 +261,5 @@ def make_context(dsn: str, work: Path, reps: int) -> Context:
         folder=folder,
         sessions=sessions,
         prekeys=prekeys,
+        aesgcm=AESGCM(base64.b64decode(key)),
     )

@@ -36,6 +36,9 @@ FOLDER_MIX: dict[str, int] = {
     "tctoken": 5,
 }
 
+SMALL_MIX: dict[str, int] = {t: max(1, n // 5) for t, n in FOLDER_MIX.items()}
+"""One fifth of it: a 1,000-file session (plus creds.json), for the many-session workloads."""
+
 
 @dataclass
 class Spec:

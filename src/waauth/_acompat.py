@@ -104,3 +104,8 @@ async def call_within(func: Callable[[], Awaitable[object]], timeout: float) -> 
     quietly (the caller checks what is left)."""
     with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
         await asyncio.wait_for(func(), timeout)
+
+
+def apool_scope() -> object:
+    """What shared pools are kept per: the running event loop (a pool serves one loop only)."""
+    return asyncio.get_running_loop()

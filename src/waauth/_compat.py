@@ -16,6 +16,7 @@ __all__ = [
     "condition_wait",
     "join",
     "lock_acquire",
+    "pool_scope",
     "run_at_exit",
     "spawn",
     "task_alive",
@@ -70,3 +71,15 @@ def call_within(func: Callable[[], object], timeout: float) -> None:
     """Call ``func`` (the async twin bounds it by ``timeout``; the sync writer never calls it:
     a thread is not cancelled when an event loop ends)."""
     func()
+
+
+class _Process:
+    """The one scope of the sync twin's shared pools (a thread-safe pool serves every thread)."""
+
+
+_PROCESS = _Process()
+
+
+def pool_scope() -> object:
+    """What shared pools are kept per: the whole process (the async twin: the event loop)."""
+    return _PROCESS

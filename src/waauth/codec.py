@@ -22,6 +22,7 @@ import base64
 import binascii
 import math
 import re
+import sys
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -46,7 +47,12 @@ _NUMERIC_FIRST_KEY: Final = re.compile(
 
 
 def _may_hold_a_buffer(data: bytes | bytearray) -> bool:
-    return b"uffer" in data or b"\\u" in data or _NUMERIC_FIRST_KEY.search(data) is not None
+    # A backslash is rare in records: looking for one first is cheaper than for "\\u".
+    return (
+        b"uffer" in data
+        or (b"\\" in data and b"\\u" in data)
+        or _NUMERIC_FIRST_KEY.search(data) is not None
+    )
 
 
 def decode(data: bytes | bytearray | memoryview | str) -> Any:
@@ -90,21 +96,44 @@ def _is_array_index(key: str) -> bool:
 
 # -- decoding ------------------------------------------------------------------------------------
 
+if sys.version_info >= (3, 11):
+
+    def _strict_b64decode(text: str) -> bytes:
+        # The C decoder's strict mode accepts what `b64decode(validate=True)` accepts, without
+        # its Python-level regular expression.
+        return binascii.a2b_base64(text, strict_mode=True)
+
+else:  # pragma: no cover - Python 3.10
+
+    def _strict_b64decode(text: str) -> bytes:
+        return base64.b64decode(text, validate=True)
+
 
 def _revive(value: Any) -> Any:
+    """``value`` with every Buffer form in it turned into bytes.
+
+    Works in place: the containers are fresh from the parser and nobody else holds them, so
+    only the Buffer forms are replaced (rebuilding every object cost more than the parse).
+    """
     if type(value) is list:
-        return [_revive(v) if type(v) in _CONTAINERS else v for v in value]
+        for i, item in enumerate(value):
+            if type(item) in _CONTAINERS:
+                value[i] = _revive(item)
+        return value
     buffer = _as_buffer(value)
     if buffer is not None:
         return buffer
-    return {k: _revive(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    for key, item in value.items():
+        if type(item) in _CONTAINERS:
+            value[key] = _revive(item)  # replacing a value keeps the dict's size and order
+    return value
 
 
 def _as_buffer(obj: dict[str, Any]) -> bytes | None:
     """The bytes a Baileys reviver makes of ``obj``, or None if no version treats it as a Buffer."""
     # 6.x: `{type:'Buffer'}` or `{buffer:true}`, payload in `data || value`, base64 or ints.
     # 7.x: `{type:'Buffer', data:<base64 string>}` only.
-    if obj.get("type") == "Buffer" or obj.get("buffer") is True:
+    if ("type" in obj and obj["type"] == "Buffer") or obj.get("buffer") is True:
         payload = obj.get("data")
         if not _js_truthy(payload):
             payload = obj.get("value")
@@ -116,7 +145,13 @@ def _as_buffer(obj: dict[str, Any]) -> bytes | None:
             return _to_uint8(payload)
         raise InvalidInput("a Buffer object whose data is neither base64 nor a list of numbers")
     # 7.x also revives a Uint8Array that was serialized without the replacer: {"0":1,"1":2}.
-    if obj and all(_PARSE_INT.match(k) for k in obj) and all(_is_number(v) for v in obj.values()):
+    # The first key decides most objects at once.
+    if (
+        obj
+        and _PARSE_INT.match(next(iter(obj)))
+        and all(_PARSE_INT.match(k) for k in obj)
+        and all(_is_number(v) for v in obj.values())
+    ):
         return _to_uint8([obj[k] for k in _js_key_order(obj)])
     return None
 
@@ -137,8 +172,8 @@ def _to_uint8(numbers: list[Any]) -> bytes:
 
 def _b64decode(text: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error:
+        return _strict_b64decode(text)
+    except (binascii.Error, ValueError):  # ValueError: not ASCII
         pass
     # Node's base64 decoder also takes the URL-safe alphabet, missing padding and stray
     # characters; do the same so that anything Baileys can read, waauth can read.
@@ -181,10 +216,25 @@ def _prepare(value: Any) -> Any:
 
 
 def _prepare_object(obj: dict[Any, Any]) -> dict[str, Any]:
-    for key in obj:
+    # The loop of _prepare inlined for the common leaves: records are many small objects, and
+    # a call per value cost more than the serialization itself.
+    out: dict[str, Any] = {}
+    for key, item in obj.items():
         if type(key) is not str:
             raise InvalidInput(f"object keys must be strings, not {type(key).__name__}")
-    return {k: _prepare(obj[k]) for k in _js_key_order(obj)}
+        if key[:1].isdigit() and _is_array_index(key):
+            for key in obj:  # noqa: PLW2901 - the rest of the keys must be checked too
+                if type(key) is not str:
+                    raise InvalidInput(f"object keys must be strings, not {type(key).__name__}")
+            return {k: _prepare(obj[k]) for k in _js_key_order(obj)}
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            out[key] = item
+        elif kind is bytes:
+            out[key] = {"type": "Buffer", "data": binascii.b2a_base64(item, newline=False).decode()}
+        else:
+            out[key] = _prepare(item)
+    return out
 
 
 def _js_key_order(obj: dict[str, Any]) -> list[str]:

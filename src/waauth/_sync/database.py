@@ -2,27 +2,38 @@
 # Edit the async source, then run: python tools/unasync.py
 """Where the database is and how to talk to it: connections, retries, owner scope.
 
-An :class:`Database` is made from a conninfo string (waauth then owns a pool, opened and
-closed with it) or from the caller's pool (used, never closed). :meth:`Database.run` is the
-one boundary through which every statement passes: it takes a connection, retries what the
-retry policy says is retryable (each attempt on a fresh connection), and turns driver errors
-into waauth errors, keeping the driver's as ``__cause__``.
+An :class:`Database` is made from a conninfo string or from the caller's pool (used, never
+closed). The databases of one process (one event loop, in async code) opened on the same
+conninfo share one pool, refcounted: made by the first to open, closed by the last to close, and
+bounded by the largest ``pool_size`` asked for, however many sessions use it. A bot with a
+thousand sessions then holds a handful of connections, not a thousand.
+
+:meth:`Database.run` is the one boundary through which every statement passes: it takes a
+connection, retries what the retry policy says is retryable (each attempt on a fresh
+connection), and turns driver errors into waauth errors, keeping the driver's as ``__cause__``.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+from weakref import WeakKeyDictionary
 
 import backoff
 import psycopg
 from psycopg import Connection
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import _hooks, retry
+from .._compat import Lock, pool_scope
 from .._queries import SET_OWNER
 from ..config import check_conninfo
 from ..errors import ConfigurationError, WaauthError
@@ -34,6 +45,14 @@ logger = logging.getLogger("waauth")
 T = TypeVar("T")
 
 Operation = Callable[[Connection[Any]], T]
+
+CHECK_AFTER_IDLE: Final = 5.0
+"""Seconds a pooled connection may sit idle and still be handed out without a check.
+
+Checking every checkout costs a round trip on every call (a third of a small ``keys.get``). A
+connection used moments ago is almost surely alive; one that is not (the server restarted in
+between) fails its statement as a lost connection does: the attempt is retried on another
+connection, and the pool's idle connections are checked at once (see ``_attempt``)."""
 
 
 class Database:
@@ -57,7 +76,7 @@ class Database:
         self._name = name
         self._conninfo: str | None = None
         self._pool: ConnectionPool[Any] | None = None
-        self._owns_pool = False
+        self._shared: _Shared | None = None
         self._secrets: tuple[str, ...] = ()
         if isinstance(source, str):
             # A malformed address fails here, at once: no retry can fix it.
@@ -78,27 +97,44 @@ class Database:
         return render(statement, self.schema)
 
     def open(self, *, migrate: bool) -> None:
-        """Check (or bring up to date) the schema; then, for a conninfo, open the pool.
+        """Check (or bring up to date) the schema; for a conninfo, join (or make) its pool.
 
-        The first contact goes through a direct connection, so that a server that refuses us
-        (unknown database, bad password) is reported at once instead of as a pool time-out.
+        The first contact with a conninfo goes through a direct connection, so that a server
+        that refuses us (unknown database, bad password) is reported at once instead of as a
+        pool time-out. A schema is prepared once per shared pool, not once per session.
         """
-        self.run(f"open schema {self.schema!r}", self._prepare_schema(migrate))
-        if self._conninfo is not None and self._pool_size:
-            self._pool = ConnectionPool(
-                self._conninfo,
-                min_size=1,
-                max_size=self._pool_size,
-                open=False,
-                name=self._name,
-                timeout=self.policy.connect_timeout,
-                # A restarted server leaves stale idle connections: check before handing out.
-                check=ConnectionPool.check_connection,
-                # No server-side prepared statements: they break behind PgBouncer.
-                kwargs={"autocommit": True, "prepare_threshold": None},
-            )
-            self._owns_pool = True
-            self._pool.open(wait=False)
+        prepare = self._prepare_schema(migrate)
+        doing = f"open schema {self.schema!r}"
+        if self._conninfo is None or not self._pool_size:
+            self.run(doing, prepare)
+            return
+        self._shared = shared = _pools().join(self, self._conninfo, self._pool_size, doing, prepare)
+        self._pool = shared.pool
+        if self.schema in shared.schemas:
+            return
+        try:
+            self.run(doing, prepare)
+        except BaseException:
+            self.close()
+            raise
+        shared.schemas.add(self.schema)
+
+    def _new_pool(self, conninfo: str, size: int) -> ConnectionPool[Any]:
+        return ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=size,
+            open=False,
+            name=self._name,  # the first user's; the pool serves every user of the conninfo
+            timeout=self.policy.connect_timeout,
+            # A restarted server leaves stale idle connections: those idle for a while are
+            # checked before they are handed out (the others only after an error).
+            configure=_idle.stamp,
+            reset=_idle.stamp,
+            check=_idle.check,
+            # No server-side prepared statements: they break behind PgBouncer.
+            kwargs={"autocommit": True, "prepare_threshold": None},
+        )
 
     def _prepare_schema(self, upgrade: bool) -> Operation[None]:
         def prepare(conn: Connection[Any]) -> None:
@@ -110,10 +146,10 @@ class Database:
         return prepare
 
     def close(self) -> None:
-        """Close the pool if waauth opened it; a caller's pool stays open."""
-        if self._owns_pool and self._pool is not None:
-            self._pool.close()
-        self._pool = None
+        """Leave the shared pool (the last user closes it); a caller's pool stays open."""
+        shared, self._shared, self._pool = self._shared, None, None
+        if shared is not None:
+            _pools().leave(shared)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection[Any]]:
@@ -134,13 +170,20 @@ class Database:
     def _attempt(self, op: Operation[T]) -> T:
         if _hooks.attempt_hooks:
             _hooks.before_attempt(self)  # waauth.testing's simulated outages
-        with self._connection() as conn:
-            if self.owner_id is None:
-                return op(conn)
-            # Row-level security (optional) reads the owner from this setting.
-            with conn.transaction():
-                conn.execute(SET_OWNER, {"owner": self.owner_id})
-                return op(conn)
+        try:
+            with self._connection() as conn:
+                if self.owner_id is None:
+                    return op(conn)
+                # Row-level security (optional) reads the owner from this setting.
+                with conn.transaction():
+                    conn.execute(SET_OWNER, {"owner": self.owner_id})
+                    return op(conn)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self._pool is not None and _connection_lost(exc):
+                # The server may have restarted: weed out the other stale idle connections
+                # now, so that the retry gets a live one instead of the next stale one.
+                self._pool.check()
+            raise
 
     def run(
         self,
@@ -176,18 +219,142 @@ class Database:
         try:
             return retrying(self._attempt)(op)
         except psycopg.Error as exc:  # pool errors included; anything else is a bug: let it out
-            raise retry.translate(
-                exc, doing, gave_up=retry.is_retryable(exc), secrets=self._secrets
-            ) from exc
+            gave_up = retry.is_retryable(exc)
+            error = retry.translate(exc, doing, gave_up=gave_up, secrets=self._secrets)
+            if gave_up and isinstance(exc, PoolTimeout):
+                refusal = self._why_no_connection()
+                if refusal is not None:
+                    error = retry.translate(refusal, doing, gave_up=True, secrets=self._secrets)
+                    raise error from refusal
+            raise error from exc
+
+    def _why_no_connection(self) -> psycopg.Error | None:
+        """After a pool time-out: what the server says to a new connection (None: it is fine).
+
+        A pool only reports that it had no connection to give; the cause (``too many
+        clients``, a bad password set since) is in the connection attempts it made.
+        """
+        conninfo = self._conninfo or (self._pool.conninfo if self._pool is not None else None)
+        if not isinstance(conninfo, str) or not conninfo:
+            return None
+        try:
+            conn = Connection.connect(
+                conninfo, connect_timeout=max(1, round(self.policy.connect_timeout))
+            )
+        except psycopg.Error as exc:
+            return exc
+        conn.close()
+        return None
 
     def __repr__(self) -> str:
-        where = "caller's pool" if self._pool is not None and not self._owns_pool else "conninfo"
+        where = "conninfo" if self._conninfo is not None else "caller's pool"
         return f"<{type(self).__name__} schema={self.schema!r} via {where}>"
 
 
 def _passwords(conninfo: str) -> tuple[str, ...]:
     password = conninfo_to_dict(conninfo).get("password")
     return (str(password),) if password else ()
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection itself is gone (not that a statement failed)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate.startswith("57P")
+
+
+class _IdleClock:
+    """When each pooled connection was made or last returned: the pool's check skips the
+    connections used within :data:`CHECK_AFTER_IDLE` seconds."""
+
+    def __init__(self) -> None:
+        self._since: WeakKeyDictionary[Connection[Any], float] = WeakKeyDictionary()
+
+    def stamp(self, conn: Connection[Any]) -> None:
+        self._since[conn] = time.monotonic()
+
+    def check(self, conn: Connection[Any]) -> None:
+        since = self._since.get(conn)
+        if since is None or time.monotonic() - since > CHECK_AFTER_IDLE:
+            ConnectionPool.check_connection(conn)
+
+
+_idle = _IdleClock()
+
+
+@dataclass(eq=False)
+class _Shared:
+    """A pool and the databases using it."""
+
+    key: tuple[str, int]
+    pool: ConnectionPool[Any]
+    users: int = 1
+    schemas: set[str] = field(default_factory=set)
+    """Schemas already checked (or migrated) through this pool."""
+
+
+@dataclass(eq=False)
+class _Failure:
+    error: BaseException
+    at: float
+
+
+class _Pools:
+    """The shared pools of one event loop (of the process, in the sync twin), by conninfo."""
+
+    def __init__(self) -> None:
+        self._lock = Lock()
+        self._open: dict[tuple[str, int], _Shared] = {}
+        self._failed: dict[tuple[str, int], _Failure] = {}
+
+    def join(
+        self, db: Database, conninfo: str, size: int, doing: str, prepare: Operation[None]
+    ) -> _Shared:
+        """The conninfo's pool, made (after a first contact that prepares the schema) if new."""
+        key = (conninfo, os.getpid())  # a forked child never uses its parent's connections
+        asked = time.monotonic()
+        with self._lock:
+            shared = self._open.get(key)
+            if shared is not None:
+                shared.users += 1
+                if size > shared.pool.max_size:
+                    shared.pool.resize(shared.pool.min_size, size)
+                return shared
+            failure = self._failed.get(key)
+            if failure is not None and failure.at >= asked:
+                # Opened together with one that just spent its retry budget on this conninfo:
+                # fail alike rather than queue up for a budget each, one after the other.
+                raise copy.copy(failure.error) from failure.error
+            try:
+                db.run(doing, prepare)  # db has no pool yet: a direct connection
+            except Exception as exc:
+                self._failed[key] = _Failure(exc, time.monotonic())
+                raise
+            self._failed.pop(key, None)
+            shared = _Shared(key, db._new_pool(conninfo, size), schemas={db.schema})
+            shared.pool.open(wait=False)
+            self._open[key] = shared
+            return shared
+
+    def leave(self, shared: _Shared) -> None:
+        with self._lock:
+            shared.users -= 1
+            if shared.users > 0 or self._open.get(shared.key) is not shared:
+                return
+            del self._open[shared.key]
+        shared.pool.close()
+
+
+_scopes: WeakKeyDictionary[object, _Pools] = WeakKeyDictionary()
+_scopes_lock = threading.Lock()
+
+
+def _pools() -> _Pools:
+    scope = pool_scope()
+    with _scopes_lock:
+        pools = _scopes.get(scope)
+        if pools is None:
+            pools = _scopes[scope] = _Pools()
+        return pools
 
 
 def _log_retry(doing: str, details: Any, secrets: tuple[str, ...]) -> None:
