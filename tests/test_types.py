@@ -90,9 +90,21 @@ def value_type(key_type: str) -> Any:
 def test_key_type_lists_the_ten_types_of_baileys_7() -> None:
     """KeyType's literals are Baileys 7's key types, in SignalDataTypeMap's order, and
     SignalDataTypeMap has a value type for each of them and nothing else."""
-    assert get_args(KeyType) == layout.KEY_TYPES
-    assert len(layout.KEY_TYPES) == 10
-    assert tuple(get_type_hints(SignalDataTypeMap)) == layout.KEY_TYPES
+    baileys_7 = (
+        "pre-key",
+        "session",
+        "sender-key",
+        "sender-key-memory",
+        "app-state-sync-key",
+        "app-state-sync-version",
+        "lid-mapping",
+        "device-list",
+        "tctoken",
+        "identity-key",
+    )
+    assert get_args(KeyType) == baileys_7
+    assert baileys_7 == layout.KEY_TYPES
+    assert tuple(get_type_hints(SignalDataTypeMap)) == baileys_7
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -260,10 +272,10 @@ def test_mypy_accepts_the_bot_and_rejects_each_mistake(tmp_path: Path) -> None:
     print(stdout)
     assert stderr == ""
     errors = [line for line in stdout.splitlines() if ": error: " in line]
-    reported = {}
+    reported: dict[str, tuple[int, str]] = {}
     for error in errors:
-        path, line, _, message = error.split(":", 3)
-        reported[Path(path).stem] = (int(line), message.strip())
+        path, number, _, message = error.split(":", 3)
+        reported[Path(path).stem] = (int(number), message.strip())
     assert len(errors) == len(MISTAKES)
     for name, (line, message) in expected.items():
         assert reported[name][0] == line, (name, reported[name])

@@ -53,7 +53,7 @@ KeyType = Literal[
     "tctoken",
     "identity-key",
 ]
-"""The ten key types of Baileys 7 (the keys of ``SignalDataTypeMap``; the same as
+"""The ten key types of Baileys 7 (the keys of ``SignalDataTypeMap``; at run time:
 :data:`waauth.layout.KEY_TYPES`). ``keys.get`` and ``keys.set`` also take any other ``str``:
 other writers of the layout add their own types."""
 
