@@ -101,7 +101,7 @@ def _file_name_problem(name: str) -> str | None:
 
 def check_file_name(name: str) -> str:
     """Return ``name`` if it can be a record's file in a session folder, else raise
-    :class:`InvalidInput` saying why.
+    :class:`~waauth.InvalidInput` saying why.
 
     A record file name is one folder entry (no ``/``, no NUL, not ``.`` or ``..``), not
     hidden, ends in ``.json`` and fits in 255 bytes: exactly the names
