@@ -1,11 +1,12 @@
 """Baileys' shapes as types (waauth.types) and the auth-state protocols (waauth.protocols).
 
 The TypedDicts are checked against what real Baileys wrote (the golden folders), the protocols
-by mypy over a small bot (tests/typing/bot.py), which also runs here on both classes.
+by mypy over a small bot (tests/typecheck/bot.py), which also runs here on both classes.
 """
 
 from __future__ import annotations
 
+import sys
 import types
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
@@ -27,7 +28,7 @@ from waauth.testing import (
 from waauth.types import AuthenticationCreds, KeyType, SignalDataTypeMap
 
 from .golden import VERSIONS, golden
-from .typing import bot
+from .typecheck import bot
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT = Path(bot.__file__)
@@ -277,3 +278,11 @@ def test_mypy_accepts_the_bot_and_rejects_each_mistake(tmp_path: Path) -> None:
         assert reported[name][0] == line, (name, reported[name])
         assert message in reported[name][1], (name, reported[name])
     assert status == 1
+
+
+def test_no_folder_of_tests_hides_a_standard_module() -> None:
+    """Scripts run from tests/ (lease_child.py, ...) have tests/ on sys.path: a folder there
+    named like a standard module (``typing``, which the typed bot first lived in) breaks them."""
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()}
+    assert "typecheck" in folders
+    assert folders & sys.stdlib_module_names == set()
