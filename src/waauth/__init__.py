@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import codec, config, layout
+from ._acompat import AsyncOpener
 from ._async.lease import AsyncLease
 from ._async.migrations import aenable_row_level_security, amigrate
 from ._async.mirror import AsyncMirror
@@ -35,9 +36,21 @@ from .errors import (
     WaauthError,
     WatcherFailed,
 )
+from .protocols import AsyncAuthState, AsyncSignalKeyStore, AuthState, SignalKeyStore
 from .retry import RetryPolicy
 from .schema import SCHEMA_VERSION
 from .sessions import ImportResult, MaterializeReport, SessionInfo
+from .types import (
+    AppStateSyncKeyData,
+    AuthenticationCreds,
+    KeyPair,
+    KeyType,
+    LTHashState,
+    SessionRecord,
+    SignalDataTypeMap,
+    SignedKeyPair,
+    TcToken,
+)
 from .verify import Finding, SessionVerdict, VerifyReport
 
 __version__ = "0.1.0.dev0"
@@ -45,10 +58,16 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "SCHEMA_VERSION",
     "AccessDenied",
+    "AppStateSyncKeyData",
+    "AsyncAuthState",
     "AsyncKeys",
     "AsyncLease",
     "AsyncMirror",
+    "AsyncOpener",
     "AsyncPostgresAuthState",
+    "AsyncSignalKeyStore",
+    "AuthState",
+    "AuthenticationCreds",
     "ConfigurationError",
     "CorruptRecord",
     "DecryptionError",
@@ -57,8 +76,11 @@ __all__ = [
     "ImportResult",
     "IncompleteRestore",
     "InvalidInput",
+    "KeyPair",
+    "KeyType",
     "Keyring",
     "Keys",
+    "LTHashState",
     "Lease",
     "LeaseHeld",
     "LeaseLost",
@@ -71,11 +93,16 @@ __all__ = [
     "SchemaError",
     "SessionInfo",
     "SessionNotFound",
+    "SessionRecord",
     "SessionVerdict",
     "Settings",
+    "SignalDataTypeMap",
+    "SignalKeyStore",
+    "SignedKeyPair",
     "Stats",
     "StoreError",
     "StoreUnavailable",
+    "TcToken",
     "VerifyReport",
     "WaauthError",
     "WatcherFailed",

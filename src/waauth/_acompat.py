@@ -13,26 +13,30 @@ class _AsyncClosing(Protocol):
     async def close(self) -> None: ...
 
 
-T = TypeVar("T", bound=_AsyncClosing)
+# Covariant: an opener of an AsyncPostgresAuthState is an opener of an AsyncAuthState.
+T_co = TypeVar("T_co", bound=_AsyncClosing, covariant=True)
 R = TypeVar("R")
 
 
-class AsyncOpener(Generic[T]):
+class AsyncOpener(Generic[T_co]):
     """What ``AsyncPostgresAuthState.open(...)`` returns: await it, or use it with ``async with``.
 
-    (The sync ``open`` simply returns the opened object, which is its own context manager.)
+    ``await opener`` gives the opened state; ``async with opener as state`` opens it and closes
+    it on the way out. Either may be done once. (The sync ``open`` simply returns the opened
+    object, which is its own context manager.)
     """
 
     __slots__ = ("_coro", "_opened")
+    __module__ = "waauth"
 
-    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, T_co]) -> None:
         self._coro = coro
-        self._opened: T | None = None
+        self._opened: T_co | None = None
 
-    def __await__(self) -> Generator[Any, None, T]:
+    def __await__(self) -> Generator[Any, None, T_co]:
         return self._coro.__await__()
 
-    async def __aenter__(self) -> T:
+    async def __aenter__(self) -> T_co:
         self._opened = await self._coro
         return self._opened
 

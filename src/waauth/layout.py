@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Final
+from typing import Final, get_args
 
 from .errors import InvalidInput
+from .types import KeyType
 
 __all__ = [
     "CREDS_FILE",
@@ -34,19 +35,9 @@ CREDS_FILE: Final = "creds.json"
 CREDS_TYPE: Final = "creds"
 """The type waauth gives the creds record (Baileys has no key type of that name)."""
 
-KEY_TYPES: Final[tuple[str, ...]] = (
-    "pre-key",
-    "session",
-    "sender-key",
-    "sender-key-memory",
-    "app-state-sync-key",
-    "app-state-sync-version",
-    "lid-mapping",
-    "device-list",
-    "tctoken",
-    "identity-key",
-)
-"""Key types Baileys 6.x and 7.x store (``SignalDataTypeMap``). Newer versions may add more."""
+KEY_TYPES: Final[tuple[KeyType, ...]] = get_args(KeyType)
+"""Key types Baileys 6.x and 7.x store (``SignalDataTypeMap``, :data:`waauth.types.KeyType`).
+Newer versions may add more."""
 
 MAX_SESSION_ID_LENGTH: Final = 128
 """Bytes (UTF-8) a session id may take. The entries waauth keeps beside a session's folder
@@ -110,7 +101,7 @@ def _file_name_problem(name: str) -> str | None:
 
 def check_file_name(name: str) -> str:
     """Return ``name`` if it can be a record's file in a session folder, else raise
-    :class:`InvalidInput` saying why.
+    :class:`~waauth.InvalidInput` saying why.
 
     A record file name is one folder entry (no ``/``, no NUL, not ``.`` or ``..``), not
     hidden, ends in ``.json`` and fits in 255 bytes: exactly the names

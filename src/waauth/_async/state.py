@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -37,6 +37,14 @@ from ..errors import (
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
+from ..types import (
+    AppStateSyncKeyData,
+    KeyPair,
+    LTHashState,
+    SenderKeyMemory,
+    SessionRecord,
+    TcToken,
+)
 from .database import AsyncDatabase, Operation
 from .lease import DEFAULT_TTL, AsyncLeaseKeeper, alease_holder, held_error
 from .ops import check_written, guarded_write, load_creds, read_records
@@ -470,6 +478,45 @@ class AsyncKeys:
 
     def __init__(self, state: AsyncPostgresAuthState) -> None:
         self._state = state
+
+    @overload
+    async def get(
+        self, type: Literal["pre-key"], ids: Iterable[str]
+    ) -> dict[str, KeyPair | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["session"], ids: Iterable[str]
+    ) -> dict[str, SessionRecord | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["sender-key", "identity-key"], ids: Iterable[str]
+    ) -> dict[str, bytes | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["sender-key-memory"], ids: Iterable[str]
+    ) -> dict[str, SenderKeyMemory | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["app-state-sync-key"], ids: Iterable[str]
+    ) -> dict[str, AppStateSyncKeyData | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["app-state-sync-version"], ids: Iterable[str]
+    ) -> dict[str, LTHashState | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["lid-mapping"], ids: Iterable[str]
+    ) -> dict[str, str | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["device-list"], ids: Iterable[str]
+    ) -> dict[str, list[str] | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["tctoken"], ids: Iterable[str]
+    ) -> dict[str, TcToken | None]: ...
+    @overload
+    async def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]: ...
 
     async def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
         """``{id: value}`` for every id asked; ``None`` for ids not stored. One query."""

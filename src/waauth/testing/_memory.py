@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from .. import _folders, _records, codec, layout
 from .._acompat import AsyncOpener, ato_thread
@@ -45,6 +45,14 @@ from ..errors import (
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA, check_schema_name
 from ..sessions import ImportResult
+from ..types import (
+    AppStateSyncKeyData,
+    KeyPair,
+    LTHashState,
+    SenderKeyMemory,
+    SessionRecord,
+    TcToken,
+)
 from ._faults import SIGNAL, Outage, OutageTarget, is_down, next_end, simulated_error
 from ._store import InMemoryStore, Record, Session, shared_store
 
@@ -726,6 +734,39 @@ class InMemoryKeys:
     def __init__(self, state: InMemoryAuthState) -> None:
         self._state = state
 
+    @overload
+    def get(self, type: Literal["pre-key"], ids: Iterable[str]) -> dict[str, KeyPair | None]: ...
+    @overload
+    def get(
+        self, type: Literal["session"], ids: Iterable[str]
+    ) -> dict[str, SessionRecord | None]: ...
+    @overload
+    def get(
+        self, type: Literal["sender-key", "identity-key"], ids: Iterable[str]
+    ) -> dict[str, bytes | None]: ...
+    @overload
+    def get(
+        self, type: Literal["sender-key-memory"], ids: Iterable[str]
+    ) -> dict[str, SenderKeyMemory | None]: ...
+    @overload
+    def get(
+        self, type: Literal["app-state-sync-key"], ids: Iterable[str]
+    ) -> dict[str, AppStateSyncKeyData | None]: ...
+    @overload
+    def get(
+        self, type: Literal["app-state-sync-version"], ids: Iterable[str]
+    ) -> dict[str, LTHashState | None]: ...
+    @overload
+    def get(self, type: Literal["lid-mapping"], ids: Iterable[str]) -> dict[str, str | None]: ...
+    @overload
+    def get(
+        self, type: Literal["device-list"], ids: Iterable[str]
+    ) -> dict[str, list[str] | None]: ...
+    @overload
+    def get(self, type: Literal["tctoken"], ids: Iterable[str]) -> dict[str, TcToken | None]: ...
+    @overload
+    def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]: ...
+
     def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
         """``{id: value}`` for every id asked; ``None`` for ids not stored."""
         return _drive(self._state._core.getting(type, ids))
@@ -861,6 +902,45 @@ class AsyncInMemoryKeys:
 
     def __init__(self, state: AsyncInMemoryAuthState) -> None:
         self._state = state
+
+    @overload
+    async def get(
+        self, type: Literal["pre-key"], ids: Iterable[str]
+    ) -> dict[str, KeyPair | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["session"], ids: Iterable[str]
+    ) -> dict[str, SessionRecord | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["sender-key", "identity-key"], ids: Iterable[str]
+    ) -> dict[str, bytes | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["sender-key-memory"], ids: Iterable[str]
+    ) -> dict[str, SenderKeyMemory | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["app-state-sync-key"], ids: Iterable[str]
+    ) -> dict[str, AppStateSyncKeyData | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["app-state-sync-version"], ids: Iterable[str]
+    ) -> dict[str, LTHashState | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["lid-mapping"], ids: Iterable[str]
+    ) -> dict[str, str | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["device-list"], ids: Iterable[str]
+    ) -> dict[str, list[str] | None]: ...
+    @overload
+    async def get(
+        self, type: Literal["tctoken"], ids: Iterable[str]
+    ) -> dict[str, TcToken | None]: ...
+    @overload
+    async def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]: ...
 
     async def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
         """``{id: value}`` for every id asked; ``None`` for ids not stored."""
