@@ -123,6 +123,40 @@ async def test_no_creds_is_not_materialized(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["paired"]
 
 
+async def test_first_deploy_on_an_empty_database_restores_nothing(
+    twin: Twin,
+    pg_dsn: str,
+    schema: str,
+    keyring: Keyring,
+    tmp_path: Path,
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """materialize before anything was ever stored (a first deploy): nothing to restore, no
+    error; with migrate=False, the missing schema is said."""
+    bare_schema = f"{schema}_new"  # this module's `schema` is migrated already
+    conn.execute(f"DROP SCHEMA IF EXISTS {bare_schema} CASCADE")
+    with pytest.raises(waauth.SchemaError):
+        await twin.call(
+            waauth.materialize,
+            waauth.amaterialize,
+            pg_dsn,
+            tmp_path,
+            keyring=keyring,
+            schema=bare_schema,
+            migrate=False,
+        )
+    report = await twin.call(
+        waauth.materialize,
+        waauth.amaterialize,
+        pg_dsn,
+        tmp_path,
+        keyring=keyring,
+        schema=bare_schema,
+    )
+    assert (report.written, report.without_creds, report.failed) == ({}, [], {})
+    conn.execute(f"DROP SCHEMA {bare_schema} CASCADE")
+
+
 async def test_import_skips_non_records_and_deletes_what_is_gone(
     twin: Twin,
     pg_dsn: str,

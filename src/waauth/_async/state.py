@@ -578,6 +578,7 @@ async def amaterialize(
     retry: RetryPolicy = DEFAULT_POLICY,
     fsync: bool = False,
     if_unleased: bool = False,
+    migrate: bool = True,
 ) -> MaterializeReport:
     """Rebuild ``root/<id>/`` for many sessions (None: every active one), before Baileys starts.
 
@@ -590,11 +591,13 @@ async def amaterialize(
     ``if_unleased``, a session whose lease a live process holds raises
     :class:`~waauth.LeaseHeld` before its folder is written (another replica runs it).
     :class:`~waauth.StoreUnavailable` stops the whole restore: every session would fail alike.
+    ``migrate`` creates or upgrades the schema when needed, as :meth:`AsyncPostgresAuthState.open`
+    does, so the first deploy on an empty database restores nothing and starts.
     """
     db = AsyncDatabase(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=2)
     report = MaterializeReport()
     try:
-        await db.open(migrate=False)
+        await db.open(migrate=migrate)
         if session_ids is None:
             # The same database handle: no second pool or schema check for the listing.
             infos = await db.run("list sessions", _listing(db, "active", None))

@@ -567,6 +567,7 @@ def materialize(
     retry: RetryPolicy = DEFAULT_POLICY,
     fsync: bool = False,
     if_unleased: bool = False,
+    migrate: bool = True,
 ) -> MaterializeReport:
     """Rebuild ``root/<id>/`` for many sessions (None: every active one), before Baileys starts.
 
@@ -579,11 +580,13 @@ def materialize(
     ``if_unleased``, a session whose lease a live process holds raises
     :class:`~waauth.LeaseHeld` before its folder is written (another replica runs it).
     :class:`~waauth.StoreUnavailable` stops the whole restore: every session would fail alike.
+    ``migrate`` creates or upgrades the schema when needed, as :meth:`PostgresAuthState.open`
+    does, so the first deploy on an empty database restores nothing and starts.
     """
     db = Database(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=2)
     report = MaterializeReport()
     try:
-        db.open(migrate=False)
+        db.open(migrate=migrate)
         if session_ids is None:
             # The same database handle: no second pool or schema check for the listing.
             infos = db.run("list sessions", _listing(db, "active", None))
