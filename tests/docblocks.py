@@ -2,9 +2,9 @@
 
 One rule for every fenced block of those pages:
 
-- A block whose first line is ``# fragment: <why>`` is a fragment: it is shown, never run (a
-  Python or shell fragment must still parse). The marker is visible to readers, so a fragment is
-  never copy-paste bait.
+- A block whose first line (after a ``#!`` line) is ``# fragment: <why>`` is a fragment: it
+  is shown, never run (a Python or shell fragment must still parse). The marker is visible to
+  readers, so a fragment is never copy-paste bait.
 - A Python block whose first line names a file (``# bot.py``) is a file of an example project;
   the tests that build that project (tests/test_testing.py) take it from here. It must parse.
 - Every other ``python`` block runs, in order, in one namespace per page; every other ``sh``
@@ -49,7 +49,11 @@ class Block:
 
     @property
     def first_line(self) -> str:
-        return self.source.split("\n", 1)[0].strip()
+        """The line that may mark the block (after a ``#!`` line, which must stay first)."""
+        lines = self.source.split("\n", 2)
+        if lines[0].startswith("#!") and len(lines) > 1:
+            return lines[1].strip()
+        return lines[0].strip()
 
     @property
     def kind(self) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import stat
@@ -27,6 +26,7 @@ import pytest
 
 from waauth import Keyring, layout
 
+from . import docblocks
 from .cli_support import alive, environment, wait_gone
 from .test_examples import EXAMPLES, _pair_in_database
 from .test_interop import INTEROP, _stored
@@ -35,24 +35,30 @@ REPO = Path(__file__).resolve().parent.parent
 STEPS = 25  # Baileys steps before freezing it: every kind of write has happened by then
 
 
+def _line(page: str, start: str) -> str:
+    """The line of one of ``page``'s code blocks that starts with ``start``, as printed."""
+    for block in docblocks.blocks(page):
+        for line in block.source.splitlines():
+            if line.startswith(start):
+                return line
+    raise AssertionError(f"{page} has no block with a line starting {start!r}")
+
+
 def readme_line() -> str:
     """README's container line, as printed there."""
-    text = (REPO / "README.md").read_text()
-    return next(line for line in text.splitlines() if line.startswith("waauth pull --all "))
+    return _line("README.md", "waauth pull --all ")
 
 
 def procfile_line() -> str:
     """The command of docs/cli.md's Procfile (``web: ...``)."""
-    text = (REPO / "docs" / "cli.md").read_text()
-    return next(line for line in text.splitlines() if line.startswith("web: "))[len("web: ") :]
+    return _line("docs/cli.md", "web: ")[len("web: ") :]
 
 
 def start_script() -> str:
     """docs/cli.md's start.sh, as printed there."""
-    text = (REPO / "docs" / "cli.md").read_text()
-    found = re.search(r"```sh\n(#!/bin/sh\n# start\.sh:.*?)```", text, re.DOTALL)
-    assert found, "docs/cli.md has no start.sh block"
-    return found.group(1)
+    found = [b.source for b in docblocks.blocks("docs/cli.md") if "\n# start.sh:" in b.source]
+    assert len(found) == 1, "docs/cli.md has no start.sh block"
+    return found[0]
 
 
 def _command(journey: str, app: Path) -> list[str]:
