@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from . import codec, layout
+from ._async.fleet import AsyncFleet
 from ._async.lease import AsyncLease
 from ._async.migrations import aenable_row_level_security, amigrate
 from ._async.mirror import AsyncMirror
 from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions, amaterialize
 from ._mirroring import MirrorStats
 from ._pending import Stats
+from ._sync.fleet import Fleet
 from ._sync.lease import Lease
 from ._sync.migrations import enable_row_level_security, migrate
 from ._sync.mirror import Mirror
@@ -39,6 +41,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "SCHEMA_VERSION",
     "AccessDenied",
+    "AsyncFleet",
     "AsyncKeys",
     "AsyncLease",
     "AsyncMirror",
@@ -46,6 +49,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptRecord",
     "DecryptionError",
+    "Fleet",
     "IdentityConflict",
     "ImportResult",
     "InvalidInput",
