@@ -31,6 +31,7 @@ from waauth._sync.database import Database
 from waauth._sync.lease import LeaseKeeper
 from waauth.testing import fake_creds
 
+from .cli_support import Background, Cli, alive
 from .pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.usefixtures("schema")
@@ -341,3 +342,90 @@ def test_replicas_share_take_over_and_fence(
         assert conn.execute(f"SELECT count(*) FROM {schema}.replicas").fetchone() == (1,)  # b
     finally:
         fleet.close()
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def bots(pids: Path) -> dict[str, tuple[int, str]]:
+    """Session -> (pid, fleet name) of every stand-in bot running now."""
+    found = {}
+    for path in pids.glob("*.pid"):
+        pid, name = path.read_text().split()
+        if alive(int(pid)):
+            found[path.stem] = (int(pid), name)
+    return found
+
+
+def test_fleet_command_runs_one_child_per_session(
+    pg_dsn: str,
+    schema: str,
+    tmp_path: Path,
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two `waauth fleet ROOT --exec` replicas x 6 sessions: one child per session, 3 each;
+    SIGTERM of one stops its children (their last save is pushed), frees its leases, and the
+    other runs all 6 at once; kill -9 of the last takes its children with it."""
+    key = Keyring.generate_key()
+    keyring = Keyring([key])
+    names = seed(pg_dsn, schema, keyring, 6)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    cli = Cli(pg_dsn, schema, key)
+    bot = Path(__file__).with_name("fleet_bot.py")
+
+    def start(name: str) -> Background:
+        command = f"{sys.executable} {bot} {{session}} {{folder}} {name} {pids}"
+        args = ["fleet", f"{name}/sessions", "--exec", command, "--lease-ttl", "3"]
+        args += ["--claim-interval", "0.5", "--start-rate", "50", "--window", "0.2"]
+        return Background(*cli.args(*args), env=cli.environment())
+
+    monkeypatch.chdir(tmp_path)  # ROOT relative, as a user types it
+    first, second = start("one"), start("two")
+    try:
+
+        def shared() -> bool:
+            running = bots(pids)
+            per = [sum(1 for _, n in running.values() if n == name) for name in ("one", "two")]
+            return sorted(running) == names and per == [3, 3]
+
+        try:
+            wait_for("one child per session, 3 per replica", shared, 90)
+        except BaseException:
+            print(bots(pids), first.stderr[-3000:], second.stderr[-3000:], sep="\n")
+            raise
+        table = lease_table(conn, schema)
+        by_fleet = {first.proc.pid: "one", second.proc.pid: "two"}
+        assert {s: by_fleet[pid] for s, pid in table.items()} == {
+            s: n for s, (_, n) in bots(pids).items()
+        }
+
+        ones = {s for s, (_, n) in bots(pids).items() if n == "one"}
+        children = [pid for pid, n in bots(pids).values() if n == "one"]
+        stopped_at = time.monotonic()
+        first.proc.send_signal(signal.SIGTERM)
+        code, _, stderr = first.finish(60)
+        assert code == 0, stderr
+        assert not any(alive(pid) for pid in children)
+        stored = {
+            s: json.loads(keyring.decrypt(v, session_id=s, file_name=MARKER))
+            for s, v in conn.execute(
+                f"SELECT session_id, value FROM {schema}.records WHERE file_name = %s", [MARKER]
+            )
+        }
+        # The final push came after each child's last save; two never ran at once since.
+        assert all(stored[s].get("term") or stored[s]["replica"] == "two" for s in ones)
+        wait_for("two to run all 6", lambda: len(bots(pids)) == 6, 30)
+        moved = time.monotonic() - stopped_at
+        print(f"rolling stop: the other replica ran the 3 freed sessions {moved:.1f} s later")
+        assert moved < 3  # freed at once, not left to expire (the lease ttl is 3 s)
+
+        last = [pid for pid, _ in bots(pids).values()]
+        second.proc.send_signal(signal.SIGKILL)
+        second.proc.wait(10)
+        wait_for("the children of a killed fleet to die", lambda: not bots(pids), 10)
+        assert not any(alive(pid) for pid in last)
+    finally:
+        first.kill()
+        second.kill()

@@ -245,10 +245,20 @@ SELECT
      WHERE r.expires_at > now() AND r.replica_id <> %(replica)s
        AND r.owner_id IS NOT DISTINCT FROM %(owner)s::text) + (SELECT count(*) FROM me),
     (SELECT count(*) FROM {{schema}}.sessions s WHERE s.status = 'active' AND {_OWNED}),
+    (SELECT min(per.held) FROM (
+        SELECT count(l.session_id) AS held
+        FROM {{schema}}.replicas r
+        LEFT JOIN {{schema}}.leases l
+            ON l.host = r.host AND l.pid = r.pid AND l.expires_at > now()
+        WHERE r.expires_at > now() AND r.replica_id <> %(replica)s
+          AND r.owner_id IS NOT DISTINCT FROM %(owner)s::text
+        GROUP BY r.replica_id
+    ) per),
     (SELECT count(*) FROM gone)
 """
 """A fleet replica's heartbeat: (live replicas of its owner scope, itself included; active
-sessions to share; dead replica rows swept)."""
+sessions to share; the fewest live leases another live replica holds, NULL if none; dead
+replica rows swept)."""
 
 REPLICA_LEAVE: Final = "DELETE FROM {schema}.replicas WHERE replica_id = %(replica)s"
 """A replica that stops cleanly leaves at once: the others count one fewer right away."""

@@ -48,6 +48,9 @@ plus this (plus the time to restore them)."""
 DEFAULT_START_RATE = 5.0
 """Sessions started per second: reconnections are spaced, as WhatsApp likes them."""
 
+PATIENCE = 10
+"""Claim rounds a surplus waits for quiet sessions; then the least busy are handed over."""
+
 RESTORE_BACKOFF = 60.0
 """Seconds a session that could not be restored here is left to other replicas."""
 
@@ -72,9 +75,11 @@ class AsyncFleet:
     again from here.
 
     Each replica holds at most ``ceil(sessions / live replicas)`` (and at most
-    ``max_sessions``), and hands over sessions above that plus ``slack``, choosing those whose
-    folder has been quiet for ``quiet`` seconds. At most ``start_rate`` sessions are started
-    per second (None: no limit).
+    ``max_sessions``), and hands over sessions above that plus ``slack`` (or above it while
+    another live replica holds fewer than its share), choosing those whose
+    folder has been quiet for ``quiet`` seconds (default: one claim interval; after
+    ``PATIENCE`` rounds without enough quiet ones, the least busy). At most ``start_rate``
+    sessions are started per second (None: no limit).
     """
 
     def __init__(
@@ -104,10 +109,29 @@ class AsyncFleet:
             raise ConfigurationError(f"max_sessions must be at least 1, not {max_sessions!r}")
         if slack < 0 or (start_rate is not None and start_rate <= 0):
             raise ConfigurationError("slack must be >= 0 and start_rate > 0 (or None)")
+        self._conninfo: str | None = None
+        self._own_pool: AsyncConnectionPool[Any] | None = None
+        if isinstance(source, str):
+            # One small pool for all this replica does (claims, heartbeats, mirror, restores),
+            # however many sessions it runs.
+            self._conninfo = source
+            source = self._own_pool = AsyncConnectionPool(
+                source,
+                min_size=1,
+                max_size=4,
+                open=False,
+                name="waauth:fleet",
+                timeout=retry.connect_timeout,
+                check=AsyncConnectionPool.check_connection,
+                # No server-side prepared statements: they break behind PgBouncer.
+                kwargs={"autocommit": True, "prepare_threshold": None},
+            )
         self._db = AsyncDatabase(
-            source, schema=schema, owner_id=owner_id, policy=retry, pool_size=2, name="waauth:fleet"
+            source, schema=schema, owner_id=owner_id, policy=retry, name="waauth:fleet"
         )
         self._leases = AsyncLeaseKeeper(self._db, ttl=lease_ttl)
+        # Absolute: the folders handed to the bot stay valid whatever its working directory.
+        root = Path(root).absolute()
         self._mirror = AsyncMirror(
             source,
             root,
@@ -137,6 +161,7 @@ class AsyncFleet:
         self._running: dict[str, Path] = {}
         self._failed: dict[str, float] = {}
         self._replicas = 1
+        self._surplus_rounds = 0
         self._sessions = 0
         self._cond = AsyncCondition()
         self._stopping = False
@@ -162,11 +187,20 @@ class AsyncFleet:
 
     async def start(self) -> None:
         """Check the schema, start mirroring, run the first claim round, then keep claiming."""
-        await self._db.open(migrate=self._migrate)
+        if self._conninfo is not None:
+            # A direct first contact: a server that refuses us says why at once (the pool
+            # would only time out).
+            first = AsyncDatabase(
+                self._conninfo, schema=self._db.schema, policy=self._db.policy, pool_size=None
+            )
+            await first.open(migrate=self._migrate)
+        if self._own_pool is not None:
+            await self._own_pool.open(wait=False)
         try:
+            await self._db.open(migrate=self._migrate and self._conninfo is None)
             await self._mirror.start()
         except BaseException:
-            await self._db.close()
+            await self._close_pool()
             raise
         try:
             await self._round()
@@ -193,8 +227,13 @@ class AsyncFleet:
                 await self._db.run("leave the fleet", self._leave)
             except WaauthError as exc:
                 logger.warning("fleet: could not leave the replicas table (%s)", exc)
-            await self._db.close()
+            await self._close_pool()
         logger.info("fleet replica %s stopped", self.replica_id)
+
+    async def _close_pool(self) -> None:
+        await self._db.close()
+        if self._own_pool is not None:
+            await self._own_pool.close()
 
     async def __aenter__(self) -> AsyncFleet:
         await self.start()
@@ -235,16 +274,23 @@ class AsyncFleet:
         for session_id in list(self._running):
             if self._leases.is_lost(session_id):
                 await self._drop_lost(session_id)
-        self._replicas, self._sessions = await self._db.run("fleet heartbeat", self._beat)
+        self._replicas, self._sessions, fewest = await self._db.run("fleet heartbeat", self._beat)
         share = self.share()
+        held = len(self._running)
+        # Above the share plus slack, or above it while another replica is below it (and
+        # nothing may be free for it): hand over the surplus.
+        surplus = held > share + self.slack or (held > share and fewest < share)
         per_round = (
             len(self._running) + self._sessions
             if self.start_rate is None
             else max(1, math.ceil(self.start_rate * self.claim_interval))
         )
-        if len(self._running) > share + self.slack:
+        if surplus:
+            self._surplus_rounds += 1
             await self._hand_over(min(per_round, len(self._running) - share))
-        elif len(self._running) < share:
+            return
+        self._surplus_rounds = 0
+        if len(self._running) < share:
             await self._claim(min(per_round, share - len(self._running)))
 
     async def _claim(self, wanted: int) -> None:
@@ -315,7 +361,9 @@ class AsyncFleet:
 
     async def _hand_over(self, count: int) -> None:
         """Free ``count`` sessions whose folders are quiet, for replicas below their share."""
-        quiet = await ato_thread(self._quiet_sessions)
+        # A busy session may never be quiet: after PATIENCE rounds, the least busy go anyway.
+        anyway = self._surplus_rounds > PATIENCE
+        quiet = await ato_thread(self._quiet_sessions, anyway)
         for session_id in quiet[:count]:
             await self._tell_lost(session_id)
             if not await self._mirror.remove_session(session_id):
@@ -342,14 +390,15 @@ class AsyncFleet:
         except Exception:
             logger.exception("fleet: on_lost failed for session %s", session_id)
 
-    def _quiet_sessions(self) -> list[str]:
-        """Held sessions whose folder has not changed for ``quiet`` seconds, quietest first."""
+    def _quiet_sessions(self, anyway: bool) -> list[str]:
+        """Held sessions whose folder has not changed for ``quiet`` seconds (``anyway``: all),
+        quietest first."""
         now = time.time()  # file times are wall-clock times
         changed = {s: _last_change(folder) for s, folder in self._running.items()}
-        quiet = [s for s, at in changed.items() if now - at >= self.quiet]
+        quiet = [s for s, at in changed.items() if anyway or now - at >= self.quiet]
         return sorted(quiet, key=lambda s: changed[s])
 
-    async def _beat(self, conn: AsyncConnection[Any]) -> tuple[int, int]:
+    async def _beat(self, conn: AsyncConnection[Any]) -> tuple[int, int, int]:
         params = {
             "replica": self.replica_id,
             "owner": self._db.owner_id,
@@ -360,7 +409,8 @@ class AsyncFleet:
         cur = await conn.execute(self._db.sql(_queries.REPLICA_BEAT), params)
         row = await cur.fetchone()
         assert row is not None
-        return max(1, int(row[0])), int(row[1])
+        fewest = len(self._running) if row[2] is None else int(row[2])
+        return max(1, int(row[0])), int(row[1]), fewest
 
     async def _leave(self, conn: AsyncConnection[Any]) -> None:
         await conn.execute(self._db.sql(_queries.REPLICA_LEAVE), {"replica": self.replica_id})
