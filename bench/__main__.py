@@ -17,13 +17,13 @@ from pathlib import Path
 
 import psycopg
 
-from . import creds_storm, data, folders, keys, memory, scale
+from . import creds_storm, data, fleet, folders, keys, memory, scale
 from ._common import database, table
 from .context import Context, make_context, settle_disk
 from .machine import describe
 from .report import Row, Target, rows_table, targets_table
 
-WORKLOADS = ("W1", "W2", "R", "W3", "W4", "W6", "W5", "MEM")
+WORKLOADS = ("W1", "W2", "R", "W3", "W4", "W6", "W5", "MEM", "FLEET")
 STEPS: list[tuple[str, Callable[[Context], tuple[list[Row], list[Target]]]]] = [
     ("W1", keys.w1),
     ("W2", keys.w2),
@@ -100,6 +100,10 @@ class Run:
             if "MEM" in self.args.only:
                 self.progress("peak memory ...")
                 self.sections.append("## Peak memory\n\n" + memory.run(ctx))
+            if "FLEET" in self.args.only:
+                self.progress("FLEET ...")
+                rows = fleet.run(dsn)
+                self.sections.append("## FLEET: replicas\n\n" + table(fleet.HEADERS, rows))
         finally:
             ctx.node.close()
             ctx.conn.close()

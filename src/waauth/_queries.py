@@ -194,7 +194,7 @@ WHERE session_id = %(session_id)s AND token = %(token)s
 """A clean close frees the lease at once."""
 
 CLAIM_LEASES: Final = f"""
-WITH free AS (
+WITH candidates AS MATERIALIZED (
     SELECT s.session_id
     FROM {{schema}}.sessions s
     LEFT JOIN {{schema}}.leases l ON l.session_id = s.session_id
@@ -204,6 +204,13 @@ WITH free AS (
     -- Each replica walks the free sessions in an order of its own, so replicas claiming at
     -- the same moment rarely reach for the same rows.
     ORDER BY md5(s.session_id || %(replica)s::text)
+), free AS (
+    -- A session another claimer is taking right now is skipped, not waited for: claimers
+    -- that waited on each other's new rows in different orders would deadlock. The lock is
+    -- tried row by row until `limit` are taken (two-key advisory locks: a key space of
+    -- their own), and ends with the transaction.
+    SELECT c.session_id FROM candidates c
+    WHERE pg_try_advisory_xact_lock(hashtext('waauth.claim'), hashtext(c.session_id))
     LIMIT %(limit)s
 )
 INSERT INTO {{schema}}.leases AS l (session_id, token, host, pid, acquired_at, expires_at)
@@ -220,10 +227,11 @@ RETURNING l.session_id, l.token
 """
 """Take up to ``limit`` leases of active sessions that no live process holds, in one statement.
 
-Race-free through the lease insert itself: a replica that picked a session another one took
-meanwhile waits on that row, then finds the lease live (ON CONFLICT re-checks the newest row
-version) and does not return it. No row lock is taken on ``sessions``, so a claim never
-deadlocks with a fenced write (which locks the lease, then the session)."""
+Race-free through the lease insert itself: a session taken since the candidates were read is
+found live by ON CONFLICT (which re-checks the newest row version) and not returned. Claimers
+skip each other's sessions (SKIP LOCKED, with transaction advisory locks, as the rows to lock
+may not exist yet), so they never wait on or deadlock with each other, and no row lock is taken
+on ``sessions``, so a claim never deadlocks with a fenced write either."""
 
 REPLICA_BEAT: Final = f"""
 WITH me AS (

@@ -186,7 +186,8 @@ class AsyncFleet:
     # -- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Check the schema, start mirroring, run the first claim round, then keep claiming."""
+        """Check the schema, start mirroring, join the replicas; claiming starts one claim
+        interval later."""
         if self._conninfo is not None:
             # A direct first contact: a server that refuses us says why at once (the pool
             # would only time out).
@@ -203,9 +204,11 @@ class AsyncFleet:
             await self._close_pool()
             raise
         try:
-            await self._round()
+            # Register only: the first claim comes one interval later, so that replicas
+            # started together count each other and each claims its share, not all.
+            await self._db.run("fleet heartbeat", self._beat)
         except WaauthError as exc:
-            logger.warning("fleet: first claim round failed (%s); retrying", exc)
+            logger.warning("fleet: first heartbeat failed (%s); retrying", exc)
         self._worker = aspawn(self._loop, "waauth-fleet")
         logger.info("fleet replica %s started under %s", self.replica_id, self._root)
 

@@ -188,7 +188,8 @@ class Fleet:
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Check the schema, start mirroring, run the first claim round, then keep claiming."""
+        """Check the schema, start mirroring, join the replicas; claiming starts one claim
+        interval later."""
         if self._conninfo is not None:
             # A direct first contact: a server that refuses us says why at once (the pool
             # would only time out).
@@ -205,9 +206,11 @@ class Fleet:
             self._close_pool()
             raise
         try:
-            self._round()
+            # Register only: the first claim comes one interval later, so that replicas
+            # started together count each other and each claims its share, not all.
+            self._db.run("fleet heartbeat", self._beat)
         except WaauthError as exc:
-            logger.warning("fleet: first claim round failed (%s); retrying", exc)
+            logger.warning("fleet: first heartbeat failed (%s); retrying", exc)
         self._worker = spawn(self._loop, "waauth-fleet")
         logger.info("fleet replica %s started under %s", self.replica_id, self._root)
 
