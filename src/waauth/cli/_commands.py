@@ -843,6 +843,18 @@ def _diagnose(app: App, checks: list[_admin.Check]) -> int:
 # -- replicas ----------------------------------------------------------------------------------
 
 
+def _positive(name: str, default: float, metavar: str, help: str) -> Callable[[F], F]:
+    """An option taking a number > 0, its default shown."""
+    return click.option(
+        name,
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        metavar=metavar,
+        help=help,
+    )
+
+
 @cli.command(short_help="Run a share of the stored sessions, one child process each.")
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -856,30 +868,9 @@ def _diagnose(app: App, checks: list[_admin.Check]) -> int:
 @click.option(
     "--max-sessions", type=click.IntRange(min=1), metavar="N", help="Hold at most N sessions."
 )
-@click.option(
-    "--lease-ttl",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TTL,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long a dead replica blocks its sessions.",
-)
-@click.option(
-    "--claim-interval",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_CLAIM_INTERVAL,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between claim rounds.",
-)
-@click.option(
-    "--start-rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_START_RATE,
-    show_default=True,
-    metavar="N",
-    help="Sessions started per second, at most.",
-)
+@_positive("--lease-ttl", DEFAULT_TTL, "SECONDS", "How long a dead replica blocks its sessions.")
+@_positive("--claim-interval", DEFAULT_CLAIM_INTERVAL, "SECONDS", "Seconds between claim rounds.")
+@_positive("--start-rate", DEFAULT_START_RATE, "N", "Sessions started per second, at most.")
 @click.option(
     "--stop-timeout",
     type=click.FloatRange(min=0),
@@ -888,14 +879,7 @@ def _diagnose(app: App, checks: list[_admin.Check]) -> int:
     metavar="SECONDS",
     help="SIGKILL a child this long after SIGTERM.",
 )
-@click.option(
-    "--window",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="At most one push per session per window.",
-)
+@_positive("--window", 1.0, "SECONDS", "At most one push per session per window.")
 @click.pass_obj
 def fleet(
     app: App,
