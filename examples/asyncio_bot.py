@@ -22,7 +22,7 @@ KEYRING = Keyring.from_env() if os.environ.get("WAAUTH_KEYS") else Keyring([Keyr
 async def on_connect_command(pool: AsyncConnectionPool, chat_id: int) -> str:
     """What a /connect handler does: open (or start) the user's session and save its creds."""
     async with AsyncPostgresAuthState.open(
-        pool, f"user_{chat_id}", keyring=KEYRING, owner_id=str(chat_id)
+        pool, f"tg_{chat_id}", keyring=KEYRING, owner_id=str(chat_id)
     ) as state:
         if state.creds is None:
             state.creds = demo_creds()
@@ -51,6 +51,12 @@ async def main() -> int:
                 "sessions:",
                 ", ".join(f"{s.session_id} (owner {s.owner_id}, {s.status})" for s in sessions),
             )
+            # Log the demo sessions out: nothing is left for the next run or another example.
+            for chat in (1460561546, 987654321):
+                async with AsyncPostgresAuthState.open(
+                    pool, f"tg_{chat}", keyring=KEYRING, owner_id=str(chat)
+                ) as state:
+                    await state.delete()
             return 0 if all("restored" in r for r in replies) else 1
 
 

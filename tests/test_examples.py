@@ -49,6 +49,34 @@ def test_example_runs_on_the_embedded_default(script: str, expected: str) -> Non
     assert expected in result.stdout
 
 
+def test_examples_leave_nothing_behind(pg_dsn: str) -> None:
+    """quickstart.py then asyncio_bot.py, twice, on one database and each with a throw-away
+    key: no run depends on (or trips over) what another left."""
+    name = f"waauth_examples_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "WAAUTH_KEYS")}
+        env["WAAUTH_DSN"] = psycopg.conninfo.make_conninfo(pg_dsn, dbname=name)
+        for script, expected in [
+            ("quickstart.py", "pre-key 1: deleted, pre-key 2: present"),
+            ("asyncio_bot.py", "after a redeploy: ['session restored, no QR code needed'"),
+        ] * 2:
+            result = subprocess.run(
+                [sys.executable, str(EXAMPLES / script)],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+                timeout=120,
+            )
+            assert result.returncode == 0, (script, result.stderr[-2000:])
+            assert expected in result.stdout
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def _pair_in_database(node: str, pg_dsn: str, schema: str, key: str, tmp_path: Path) -> Path:
     """Two real Baileys sessions (A, B) stored in the database; returns the pair's folder."""
     made = tmp_path / "made"

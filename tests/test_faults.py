@@ -159,7 +159,10 @@ def test_kill_9_writer_at_random_moments(own_server: OwnServer) -> None:
         assert len(pre_keys) <= 1, "a pre-key delete and its insert were split"
         if groups:
             assert pre_keys == [max(groups)]
-        assert stored["creds.json"]["nextPreKeyId"] >= last_flushed
+        # Killed before its first creds write (a slow start), a writer may have stored keys
+        # only; once a flush returned, creds are there and never older than it.
+        if last_flushed:
+            assert stored["creds.json"]["nextPreKeyId"] >= last_flushed
     assert last_flushed > 0, "no writer ever reached a flush"
 
 

@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 
 import waauth
-from waauth import Keyring, codec, layout
+from waauth import Keyring, _folders, codec, layout
 
 from .golden import golden
 from .test_state import golden_creds, golden_keys, stored
@@ -254,3 +255,246 @@ def test_materialize_survives_kill_9_at_any_moment(tmp_path: Path) -> None:
         assert files in (a, b), "a mix of two folders"
         seen.add("a" if files == a else "b")
     assert seen == {"a", "b"}, "the kills never landed between two different swaps"
+
+
+# -- concurrent restores, the fallback swap, hostile rows (issue 13) ---------------------------
+
+
+def plant(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    session_id: str,
+    files: dict[str, bytes],
+    keyring: Keyring,
+) -> None:
+    """Store rows with raw SQL, as anyone with INSERT on ``records`` can, bypassing waauth's
+    checks. The file-name CHECK is put back NOT VALID afterwards: the state of a database
+    that held such rows before the migration that adds it."""
+    shipped = [m for m in waauth.schema.migrations() if m.name == "file_names"]
+    with conn.transaction():
+        conn.execute(f"ALTER TABLE {schema}.records DROP CONSTRAINT IF EXISTS records_file_name")
+        conn.execute(
+            f"INSERT INTO {schema}.sessions (session_id, status) VALUES (%s, 'active')"
+            " ON CONFLICT DO NOTHING",
+            [session_id],
+        )
+        for name, data in files.items():
+            conn.execute(
+                f"INSERT INTO {schema}.records (session_id, file_name, type, record_id, value)"
+                " VALUES (%s, %s, 'pre-key', '1', %s)"
+                " ON CONFLICT (session_id, file_name) DO UPDATE SET value = excluded.value",
+                [session_id, name, keyring.encrypt(data, session_id=session_id, file_name=name)],
+            )
+        for migration in shipped:
+            conn.execute(waauth.schema.render(migration.sql, schema))
+
+
+def tree(top: Path) -> list[str]:
+    """Every path under ``top``, relative, sorted."""
+    return sorted(str(p.relative_to(top)) for p in top.rglob("*"))
+
+
+HOSTILE_NAMES = ["../escape.json", "../../escape2.json", "a/b.json", "creds.txt", ".hidden.json"]
+
+
+@pytest.mark.parametrize("plaintext", [False, True], ids=["sealed", "plaintext"])
+async def test_hostile_file_names_write_nothing_outside(
+    twin: Twin,
+    pg_dsn: str,
+    schema: str,
+    conn: psycopg.Connection[Any],
+    tmp_path: Path,
+    plaintext: bool,
+) -> None:
+    """A row whose file name would leave the folder (or that no reader of the folder would
+    see) fails its session: named, nothing written anywhere, the old folder kept; the other
+    sessions of a many-session restore are written."""
+    keyring = Keyring.plaintext() if plaintext else Keyring([Keyring.generate_key()])
+    files = dict(G7.files())
+    plant(conn, schema, "good", files, keyring)
+    root = tmp_path / "top" / "root"
+    async with await twin.open(pg_dsn, "bad", keyring=keyring, schema=schema) as state:
+        state.creds = golden_creds()
+        await state.save_creds()
+        before = await state.materialize(root)
+        for name in HOSTILE_NAMES:
+            plant(conn, schema, "bad", {name: b'{"x": 1}'}, keyring)
+        with pytest.raises(waauth.CorruptRecord, match="not a safe record file name") as caught:
+            await state.materialize(root)
+        assert caught.value.session_id == "bad"
+        assert caught.value.file_name in HOSTILE_NAMES
+    assert folder_files(before) == {layout.CREDS_FILE: G7.files()[layout.CREDS_FILE]}
+    assert tree(tmp_path) == ["top", "top/root", "top/root/bad", "top/root/bad/creds.json"]
+
+    with pytest.raises(waauth.IncompleteRestore) as incomplete:
+        await twin.call(
+            waauth.materialize, waauth.amaterialize, pg_dsn, root, keyring=keyring, schema=schema
+        )
+    report = incomplete.value.report
+    assert list(report.written) == ["good"]
+    assert list(report.failed) == ["bad"]
+    assert "not a safe record file name" in str(report.failed["bad"])
+    assert "session 'bad'" in str(incomplete.value)
+    assert folder_files(root / "good") == files
+    outside = [p for p in tree(tmp_path) if not p.startswith(("top/root/good", "top/root/bad"))]
+    assert outside == ["top", "top/root"]
+    assert folder_files(root / "bad") == {layout.CREDS_FILE: G7.files()[layout.CREDS_FILE]}
+
+
+async def test_one_bad_session_does_not_stop_the_others(
+    twin: Twin,
+    pg_dsn: str,
+    schema: str,
+    conn: psycopg.Connection[Any],
+    keyring: Keyring,
+    tmp_path: Path,
+) -> None:
+    """materialize of many: a row that does not decrypt, an id too long for a folder name and
+    a hidden id each fail their session, by name; every good session is written."""
+    files = dict(G7.files())
+    for sid in ("a-good", "z-good", "0" + "日" * 90, ".hidden", "tampered"):
+        plant(conn, schema, sid, files, keyring)
+    conn.execute(
+        f"UPDATE {schema}.records SET value = value || '\\x00'::bytea"
+        " WHERE session_id = 'tampered' AND file_name = 'pre-key-3.json'"
+    )
+    with pytest.raises(waauth.IncompleteRestore) as caught:
+        await twin.call(
+            waauth.materialize,
+            waauth.amaterialize,
+            pg_dsn,
+            tmp_path,
+            keyring=keyring,
+            schema=schema,
+        )
+    report = caught.value.report
+    assert sorted(report.written) == ["a-good", "z-good"]
+    assert sorted(report.failed) == sorted(["0" + "日" * 90, ".hidden", "tampered"])
+    tampered = report.failed["tampered"]
+    assert isinstance(tampered, waauth.DecryptionError)
+    assert tampered.file_name == "pre-key-3.json"
+    assert "longer than 128 bytes" in str(report.failed["0" + "日" * 90])
+    assert "starts with '.'" in str(report.failed[".hidden"])
+    assert folder_files(tmp_path / "a-good") == files
+    assert folder_files(tmp_path / "z-good") == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-good",
+        "z-good",
+    ]
+
+
+def test_concurrent_writes_of_one_folder_end_complete(tmp_path: Path) -> None:
+    """Threads restoring one session at once: each swap puts in a complete folder, so the
+    last one standing is complete; a call that could not build one raises."""
+    big = {f"pre-key-{i}.json": json.dumps({"k": i}).encode() for i in range(3000)}
+    big[layout.CREDS_FILE] = G7.files()[layout.CREDS_FILE]
+    errors: list[BaseException] = []
+
+    def restore() -> None:
+        try:
+            _folders.write_folder(tmp_path, "s", big)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    for _ in range(5):
+        threads = [threading.Thread(target=restore) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert folder_files(tmp_path / "s") == big
+        assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no lock or build left behind
+
+
+def test_fallback_swap_interrupted_is_repaired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without renameat2 the old folder is moved aside, then the new one in. A crash between
+    the two renames leaves no folder; the next restore puts the old one back first, so even
+    if that restore fails too, Baileys finds its session."""
+    old = {layout.CREDS_FILE: b'{"old": 1}', "pre-key-1.json": b"{}"}
+    new = {layout.CREDS_FILE: b'{"new": 1}'}
+    _folders.write_folder(tmp_path, "s", old)
+    monkeypatch.setattr(_folders, "_renameat2_exchange", lambda a, b: False)
+    real_rename = os.rename
+    calls: list[str] = []
+
+    def crash_on_second(src: Any, dst: Any) -> None:
+        calls.append(str(dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the two renames")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        _folders.write_folder(tmp_path, "s", new)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert not (tmp_path / "s").exists()  # the crash left the old folder aside only
+
+    def fail_swap(building: Path, target: Path) -> None:
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(_folders, "_swap_in", fail_swap)
+    with pytest.raises(OSError, match="disk went away"):
+        _folders.write_folder(tmp_path, "s", new)
+    assert folder_files(tmp_path / "s") == old
+    monkeypatch.undo()
+    monkeypatch.setattr(_folders, "_renameat2_exchange", lambda a, b: False)
+    _folders.write_folder(tmp_path, "s", new)
+    assert folder_files(tmp_path / "s") == new
+    assert tree(tmp_path) == ["s", "s/creds.json"]
+
+
+def test_file_name_check_is_a_second_wall_that_old_rows_do_not_block(
+    conn: psycopg.Connection[Any], schema: str
+) -> None:
+    """After the migration that adds it, the database itself refuses a row whose name would
+    leave its folder; a database that already holds one still migrates (NOT VALID)."""
+    old = f"{schema}_old"  # this module's tests get `schema` already migrated
+    try:
+        _migrations_before_file_names(conn, old)
+        conn.execute(f"INSERT INTO {old}.sessions (session_id) VALUES ('s')")
+        insert = (
+            f"INSERT INTO {old}.records (session_id, file_name, type, record_id, value)"
+            " VALUES ('s', %s, 'pre-key', '1', '\\x00'::bytea)"
+        )
+        conn.execute(insert, ["../planted-before.json"])
+        conn.commit()
+        assert waauth.migrate(conn, old) == 1
+        for name in ("../x.json", "a/b.json", "/a.json", ".", "..", ".h.json", "x.txt", "é" * 126):
+            with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+                conn.execute(insert, [name])
+        conn.execute(insert, ["pre-key-1.json"])
+        names = conn.execute(f"SELECT file_name FROM {old}.records ORDER BY 1").fetchall()
+        assert names == [("../planted-before.json",), ("pre-key-1.json",)]
+    finally:
+        conn.rollback()
+        conn.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")
+        conn.commit()
+
+
+def _migrations_before_file_names(conn: psycopg.Connection[Any], schema: str) -> None:
+    """``schema`` as a waauth from before the file-name CHECK left it."""
+    render = waauth.schema.render
+    with conn.transaction():
+        conn.execute(render(waauth.schema.VERSION_TABLE_SQL, schema))
+        for m in waauth.schema.migrations():
+            if m.name == "file_names":
+                break
+            conn.execute(render(m.sql, schema))
+            conn.execute(render(waauth.schema.RECORD_SQL, schema), [m.version, m.name])
+
+
+async def test_hidden_session_ids_are_refused_by_the_api(
+    twin: Twin, pg_dsn: str, schema: str, keyring: Keyring, tmp_path: Path
+) -> None:
+    """open, materialize and keys with a hidden id: InvalidInput saying why, nothing stored."""
+    with pytest.raises(waauth.InvalidInput, match=r"starts with '\.'"):
+        await twin.open(pg_dsn, ".bot", keyring=keyring, schema=schema)
+    with pytest.raises(waauth.InvalidInput, match=r"starts with '\.'"):
+        _folders.write_folder(tmp_path, ".bot", {layout.CREDS_FILE: b"{}"})
+    async with await twin.open(pg_dsn, "bot", keyring=keyring, schema=schema) as state:
+        with pytest.raises(waauth.InvalidInput, match="not a safe record file name"):
+            await state.keys.set({".x": {"1": {"v": 1}}})
+    assert list(tmp_path.iterdir()) == []

@@ -109,3 +109,56 @@ def test_bad_key_arguments() -> None:
         layout.file_name("pre-key", "a\x00")
     with pytest.raises(InvalidInput, match="longer than 255 bytes"):
         layout.file_name("session", "9" * 300)
+
+
+@pytest.mark.parametrize(
+    ("session_id", "problem"),
+    [
+        # 271 bytes in UTF-8: its temporary folder name would not fit in 255 bytes.
+        ("0" + "日" * 90, "longer than 128 bytes"),
+        ("日" * 43, "longer than 128 bytes"),  # 129 bytes
+        # The mirror and `push --all` skip hidden folders: such a session would never be stored.
+        (".hidden", "starts with '.'"),
+        (".waauth-old", "starts with '.'"),
+        ("a\udcffb", "not valid UTF-8"),  # a file system name that is not UTF-8
+    ],
+    ids=["271-bytes", "129-bytes", "hidden", "hidden-suffix", "not-utf8"],
+)
+def test_session_ids_are_checked_in_bytes_and_never_hidden(session_id: str, problem: str) -> None:
+    """One rule for every entry point: ids fit a temporary folder name (255 bytes) and are
+    never hidden folders, which the mirror and ``push --all`` skip."""
+    with pytest.raises(InvalidInput, match=problem):
+        layout.validate_session_id(session_id)
+    assert layout.validate_session_id("日" * 42) == "日" * 42  # 126 bytes
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escape.json",
+        "a/b.json",
+        "/tmp/abs.json",
+        ".",
+        "..",
+        ".json",
+        ".hidden.json",
+        "creds.txt",
+        "nul\x00.json",
+        "x" * 251 + ".json",
+        "bad\udcff.json",
+    ],
+)
+def test_unsafe_file_names_are_refused(name: str) -> None:
+    """A stored file name must be a plain Baileys record name: one folder entry, ``.json``,
+    not hidden, at most 255 bytes; anything else would write outside its folder or be
+    ignored by the folder's readers."""
+    assert not layout.is_record_file(name)
+    with pytest.raises(InvalidInput, match="not a safe record file name"):
+        layout.check_file_name(name)
+
+
+def test_key_types_cannot_make_hidden_files() -> None:
+    """keys.set names files from the type: a type that makes a hidden file is refused."""
+    with pytest.raises(InvalidInput, match="not a safe record file name"):
+        layout.file_name(".x", "1")
+    assert layout.check_file_name("pre-key-1.json") == "pre-key-1.json"

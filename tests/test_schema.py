@@ -49,6 +49,7 @@ EXPECTED_COLUMNS["leases"] = {
     "pid": ("integer", False),
     "acquired_at": ("timestamp with time zone", False),
     "expires_at": ("timestamp with time zone", False),
+    "owner_id": ("text", True),  # version 4: who took the lease (RLS covers leases)
 }
 EXPECTED_PRIMARY_KEYS = {
     "leases": ["session_id"],

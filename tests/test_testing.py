@@ -8,7 +8,6 @@ import base64
 import hashlib
 import importlib.metadata
 import logging
-import re
 import textwrap
 import threading
 import time
@@ -34,6 +33,7 @@ from waauth.testing import (
     shared_store,
 )
 
+from . import docblocks
 from .golden import golden
 
 pytest_plugins = ["pytester"]
@@ -373,35 +373,22 @@ async def test_postgres_outage_leaves_no_trace(
 # -- the docs, and the pytest plugin on the docs' example project --------------------------------
 
 DOCS = Path(__file__).parents[1] / "docs" / "testing.md"
-BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
-FILE_NAME = re.compile(r"# (\w+\.py)\n")
 
 
-def doc_blocks() -> tuple[dict[str, str], list[str]]:
-    """The Python blocks of docs/testing.md: files of the example project (a first line
-    ``# name.py``), and snippets."""
-    files, snippets = {}, []
-    for code in BLOCK.findall(DOCS.read_text(encoding="utf-8")):
-        named = FILE_NAME.match(code)
-        if named:
-            files[named.group(1)] = code
-        else:
-            snippets.append(code)
-    return files, snippets
-
-
-def test_docs_snippets_run() -> None:
-    """Every snippet of the testing page runs as written."""
-    _, snippets = doc_blocks()
-    assert len(snippets) >= 2
-    for code in snippets:
-        exec(compile(code, str(DOCS), "exec"), {})
+def doc_files() -> dict[str, str]:
+    """The files of the example project on docs/testing.md (Python blocks whose first line
+    names a file, ``# bot.py``), from the same parse that runs the page's other blocks."""
+    return {
+        block.first_line.lstrip("# ").strip(): block.source
+        for block in docblocks.blocks(DOCS)
+        if block.kind == "file"
+    }
 
 
 @pytest.fixture
 def example(pytester: pytest.Pytester) -> pytest.Pytester:
     """The example project of docs/testing.md: a bot, its pytest and unittest tests."""
-    files, _ = doc_blocks()
+    files = doc_files()
     assert {"conftest.py", "bot.py", "test_bot.py", "test_postgres.py"} <= set(files)
     pytester.makeini(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import codec, layout
+from . import codec, config, layout
 from ._async.fleet import AsyncFleet
 from ._async.lease import AsyncLease
 from ._async.migrations import aenable_row_level_security, amigrate
@@ -15,6 +15,7 @@ from ._sync.lease import Lease
 from ._sync.migrations import enable_row_level_security, migrate
 from ._sync.mirror import Mirror
 from ._sync.state import Keys, PostgresAuthState, list_sessions, materialize
+from .config import Settings
 from .encryption import Keyring
 from .errors import (
     AccessDenied,
@@ -22,6 +23,7 @@ from .errors import (
     CorruptRecord,
     DecryptionError,
     IdentityConflict,
+    IncompleteRestore,
     InvalidInput,
     LeaseHeld,
     LeaseLost,
@@ -52,6 +54,7 @@ __all__ = [
     "Fleet",
     "IdentityConflict",
     "ImportResult",
+    "IncompleteRestore",
     "InvalidInput",
     "Keyring",
     "Keys",
@@ -67,6 +70,7 @@ __all__ = [
     "SchemaError",
     "SessionInfo",
     "SessionNotFound",
+    "Settings",
     "Stats",
     "StoreError",
     "StoreUnavailable",
@@ -77,6 +81,7 @@ __all__ = [
     "amaterialize",
     "amigrate",
     "codec",
+    "config",
     "enable_row_level_security",
     "layout",
     "list_sessions",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Generator
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -90,3 +91,16 @@ def task_alive(task: asyncio.Task[None] | None) -> bool:
 async def ato_thread(func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
     """Run blocking file I/O off the event loop (called directly in the sync twin)."""
     return await asyncio.to_thread(func, *args, **kwargs)
+
+
+def run_at_exit(func: Callable[..., Coroutine[Any, Any, None]], /, *args: Any) -> bool:
+    """Run ``func`` at interpreter exit: never here, the event loop that ran it is gone
+    (False); the sync twin calls it (True). See :mod:`waauth._exit`."""
+    return False
+
+
+async def call_within(func: Callable[[], Awaitable[object]], timeout: float) -> None:
+    """Run ``func`` for at most ``timeout`` seconds, even in a task being cancelled; give up
+    quietly (the caller checks what is left)."""
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(func(), timeout)

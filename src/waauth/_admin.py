@@ -21,14 +21,14 @@ from typing import Any, Final
 
 from psycopg import Connection
 
-from . import _folders, layout
+from . import _folders, _queries, layout
 from ._sync.database import Database
 from ._sync.lease import held_error
 from ._sync.migrations import current_version
 from ._sync.ops import load_creds
 from ._sync.state import list_sessions
 from .encryption import Keyring
-from .errors import CorruptRecord, DecryptionError, SessionNotFound
+from .errors import CorruptRecord, DecryptionError, InvalidInput, SessionNotFound
 from .sessions import SessionInfo
 
 __all__ = [
@@ -131,11 +131,6 @@ WHERE session_id = %(session_id)s AND expires_at > now()
 FOR UPDATE
 """
 """A live holder of the session (locked, so that it cannot renew while we delete)."""
-
-DELETE_LEASE: Final = """
-DELETE FROM {schema}.leases WHERE session_id = %(session_id)s
-"""
-"""An expired lease goes too: a holder that wakes up later finds no token and is fenced."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +244,11 @@ def _rotate_batch(
         values: list[bytes] = []
         failed: list[RecordProblem] = []
         for session_id, name, sealed in rows:
+            unsafe = _unsafe_row(session_id, name)
+            if unsafe:
+                # Sealing it with the real key would let every ordinary keyring open it.
+                failed.append(RecordProblem(session_id, name, f"{unsafe}; not re-sealed"))
+                continue
             try:
                 plain = keyring.decrypt(sealed, session_id=session_id, file_name=name)
             except DecryptionError as exc:
@@ -263,6 +263,17 @@ def _rotate_batch(
             )
     last = (rows[-1][0], rows[-1][1]) if rows else None
     return _Batch(len(rows), len(sessions), failed, last)
+
+
+def _unsafe_row(session_id: str, file_name: str) -> str | None:
+    """Why a row must not be re-sealed: a session id or file name that could not name its
+    folder or its file (planted with raw SQL, or stored before waauth checked them)."""
+    try:
+        layout.validate_session_id(session_id)
+        layout.check_file_name(file_name)
+    except InvalidInput as exc:
+        return str(exc)
+    return None
 
 
 # -- checks (doctor) -------------------------------------------------------------------------
@@ -355,13 +366,14 @@ def _scan_row(scan: _Scan, keyring: Keyring | None, row: tuple[Any, ...]) -> Non
         session.pre_keys.add(int(record_id))
     if keyring is None:
         return
-    if keyring.encrypts and keyring.needs_rotation(sealed):
-        scan.old_key += 1
     try:
         plain = keyring.decrypt(sealed, session_id=session_id, file_name=name)
     except DecryptionError as exc:
         scan.undecryptable.append(RecordProblem(session_id, name, exc.reason))
         return
+    # Only a row one of the keys opens can be re-sealed: the others are the records check's.
+    if keyring.encrypts and keyring.needs_rotation(sealed):
+        scan.old_key += 1
     try:
         value = _folders.check_record(session_id, name, plain)
     except CorruptRecord as exc:
@@ -418,7 +430,17 @@ def _records_check(scan: _Scan, keyring: Keyring) -> Check:
     if scan.undecryptable:
         keys = ", ".join(keyring.key_ids) or "none (plaintext)"
         details.insert(0, f"the current keys: {keys}")
+        details.extend(_WRONG_KEY_ADVICE)
     return Check("records", "fail", f"{'; '.join(parts)} (of {scan.rows})", details, bad)
+
+
+# rotate-key cannot help on its own: it re-seals only rows that one of the keys opens.
+_WRONG_KEY_ADVICE: Final = (
+    "if the key that sealed them is known: list it after the current one "
+    "(WAAUTH_KEYS=current,old), check with `waauth doctor`, then `waauth rotate-key`",
+    "if that key is lost, those sessions cannot be opened again: `waauth rm ID`, "
+    "then pair them anew (QR code)",
+)
 
 
 def _grouped(problems: list[RecordProblem]) -> list[str]:
@@ -616,7 +638,8 @@ def delete_session(db: Database, session_id: str) -> int:
 
     Raises :class:`~waauth.SessionNotFound` when no such session is stored, and
     :class:`~waauth.LeaseHeld` while a live process runs it (its next write would bring the
-    session back).
+    session back). The lease row stays, expired, with a new token: a holder paused past its
+    expiry is fenced when it wakes up, and the next holder gets a larger token still.
     """
     layout.validate_session_id(session_id)
     params = {"session_id": session_id}
@@ -626,7 +649,7 @@ def delete_session(db: Database, session_id: str) -> int:
             holder = conn.execute(db.sql(LIVE_LEASE_FOR_DELETE), params).fetchone()
             if holder is not None:
                 raise held_error(session_id, holder)
-            conn.execute(db.sql(DELETE_LEASE), params)
+            conn.execute(db.sql(_queries.TOMBSTONE_LEASE), params)
             row = conn.execute(db.sql(COUNT_SESSION_RECORDS), params).fetchone()
             deleted = conn.execute(db.sql(DELETE_SESSION_ROW), params).fetchone()
         if deleted is None:

@@ -12,9 +12,11 @@ __all__ = [
     "Event",
     "Lock",
     "Worker",
+    "call_within",
     "condition_wait",
     "join",
     "lock_acquire",
+    "run_at_exit",
     "spawn",
     "task_alive",
     "to_thread",
@@ -56,3 +58,15 @@ R = TypeVar("R")
 def to_thread(func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
     """Call ``func`` (the async twin runs it in a worker thread)."""
     return func(*args, **kwargs)
+
+
+def run_at_exit(func: Callable[..., None], /, *args: Any) -> bool:
+    """Call ``func`` at interpreter exit (True); the async twin cannot. See waauth._exit."""
+    func(*args)
+    return True
+
+
+def call_within(func: Callable[[], object], timeout: float) -> None:
+    """Call ``func`` (the async twin bounds it by ``timeout``; the sync writer never calls it:
+    a thread is not cancelled when an event loop ends)."""
+    func()

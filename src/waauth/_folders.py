@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import logging
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -26,7 +29,10 @@ logger = logging.getLogger("waauth")
 
 FOLDER_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
-_TEMP_MARK: Final = ".waauth-"  # prefix of the folders materialize builds beside the target
+# Suffixes of the entries a restore keeps beside ``root/<id>`` (see write_folder).
+_LOCK: Final = ".waauth-lock"
+_BUILDING: Final = ".waauth-tmp-"
+_ASIDE: Final = ".waauth-old"
 
 
 @dataclass
@@ -97,6 +103,14 @@ def identity_of_bytes(data: bytes) -> Identity:
 
 
 # -- writing a folder atomically -------------------------------------------------------------
+#
+# Beside ``root/<id>`` waauth keeps, all hidden and named so that no session's entry can match
+# another session's (ids never start with '.', and each name ends in a fixed suffix):
+#   .<id>.waauth-lock           the per-session lock (an empty file, removed when done)
+#   .<id>.waauth-tmp-<8 hex>    a folder being built
+#   .<id>.waauth-old            the old folder, set aside by a swap without renameat2
+# Every entry is touched only under the lock, so concurrent restores of one session (threads,
+# processes) run one after the other, and each swaps in a whole folder.
 
 
 def write_folder(
@@ -104,39 +118,113 @@ def write_folder(
 ) -> Path:
     """Make ``root/<session_id>`` hold exactly ``files``, atomically.
 
-    The folder is built beside the target and swapped in with one ``renameat2`` exchange, so a
-    process killed at any moment leaves the old complete folder or the new complete one, never
-    a mix. Folder mode 0700, files 0600. ``fsync`` also makes it survive a power loss.
+    The folder is built beside the target, checked (every file there, of the right size) and
+    swapped in with one ``renameat2`` exchange, so a process killed at any moment leaves the
+    old complete folder or the new complete one, never a mix. Restores of one session run one
+    at a time (an exclusive lock on ``root/.<id>.waauth-lock``, which a killed process
+    releases). Folder mode 0700, files 0600. ``fsync`` also makes it survive a power loss.
+
+    Raises :class:`~waauth.CorruptRecord` naming the file, before touching the disk, if a
+    name in ``files`` is not a safe record file name (``../x``, ``a/b``, hidden, not
+    ``.json``): nothing of a row is ever written outside its folder.
     """
     layout.validate_session_id(session_id)
+    for name in files:
+        try:
+            layout.check_file_name(name)
+        except InvalidInput as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            raise CorruptRecord(
+                session_id, name, f"not a safe record file name ({reason}); nothing written"
+            ) from None
     root.mkdir(parents=True, exist_ok=True)
     target = root / session_id
-    _remove_leftovers(root, session_id)
-    building = root / f".{session_id}{_TEMP_MARK}{secrets.token_hex(4)}"
-    os.mkdir(building, FOLDER_MODE)
-    try:
-        os.chmod(building, FOLDER_MODE)  # mkdir's mode is filtered by the umask
-        # Thousands of small files: keep the loop free of Path objects and helper calls.
-        base = os.fspath(building)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        for name, data in files.items():
-            fd = os.open(f"{base}/{name}", flags, FILE_MODE)
-            try:
-                if os.write(fd, data) != len(data):
-                    _write_rest(fd, data)
-                if fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        if fsync:
-            _fsync_dir(building)
-        _swap_in(building, target)
-        if fsync:
-            _fsync_dir(root)
-    finally:
-        # After a swap `building` holds the old folder; after a failure, the partial new one.
-        shutil.rmtree(building, ignore_errors=True)
+    with _session_lock(root, session_id):
+        _repair_interrupted_swap(root, session_id)
+        _remove_leftovers(root, session_id)
+        building = root / f".{session_id}{_BUILDING}{secrets.token_hex(4)}"
+        os.mkdir(building, FOLDER_MODE)
+        try:
+            os.chmod(building, FOLDER_MODE)  # mkdir's mode is filtered by the umask
+            _write_files(building, files, fsync=fsync)
+            _check_built(building, session_id, files)
+            _swap_in(building, target)
+            if fsync:
+                _fsync_dir(root)
+        finally:
+            # After a swap `building` holds the old folder; after a failure, the partial new one.
+            shutil.rmtree(building, ignore_errors=True)
     return target
+
+
+def _write_files(building: Path, files: Mapping[str, bytes], *, fsync: bool) -> None:
+    # Thousands of small files: keep the loop free of Path objects and helper calls.
+    base = os.fspath(building)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for name, data in files.items():
+        fd = os.open(f"{base}/{name}", flags, FILE_MODE)
+        try:
+            if os.write(fd, data) != len(data):
+                _write_rest(fd, data)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    if fsync:
+        _fsync_dir(building)
+
+
+def _check_built(building: Path, session_id: str, files: Mapping[str, bytes]) -> None:
+    """Refuse to swap in a folder that is not exactly ``files`` (names and sizes)."""
+    found = {
+        entry.name: entry.stat(follow_symlinks=False).st_size for entry in os.scandir(building)
+    }
+    wanted = {name: len(data) for name, data in files.items()}
+    if found != wanted:
+        missing = len(wanted.keys() - found.keys())
+        wrong = sum(1 for n in wanted.keys() & found.keys() if wanted[n] != found[n])
+        raise WaauthError(
+            f"session {session_id!r}: the folder built in {str(building)!r} is incomplete "
+            f"({missing} files missing, {wrong} of the wrong size, "
+            f"{len(found.keys() - wanted.keys())} unexpected); the old folder was kept"
+        )
+
+
+@contextmanager
+def _session_lock(root: Path, session_id: str) -> Iterator[None]:
+    """Hold the session's restore lock (blocking until another restore is done).
+
+    ``flock`` on a file of its own: released by the kernel when its holder dies, works
+    between threads (each open is its own lock holder) and processes, and on NFS, where it is
+    emulated with byte-range locks, which need the file open for writing. The holder removes
+    the file before releasing it, so a finished restore leaves nothing beside the folder; a
+    waiter that then holds the lock of a removed file tries again with the file now there.
+    """
+    path = root / f".{session_id}{_LOCK}"
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        fd = os.open(path, flags, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            now = os.stat(path)
+        except FileNotFoundError:  # removed by the holder we waited for
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+            break
+        os.close(fd)  # a newer lock file took its place: lock that one
+    try:
+        yield
+    finally:
+        try:
+            with suppress(FileNotFoundError):  # someone removed it by hand
+                os.unlink(path)  # while still holding it: see above
+        finally:
+            os.close(fd)  # releases the lock
 
 
 def _write_rest(fd: int, data: bytes) -> None:
@@ -155,17 +243,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_leftovers(root: Path, session_id: str) -> None:
-    """Folders left by a materialize that was killed: never a session's real folder."""
-    prefix = f".{session_id}{_TEMP_MARK}"
-    for entry in os.scandir(root):
-        if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-    # A swap interrupted on a file system without renameat2 (see _swap_in) left the old
-    # folder aside and no target: put it back, so that Baileys finds its session.
-    aside = root / f".{session_id}.waauth-old"
-    if aside.is_dir() and not (root / session_id).exists():
+def _repair_interrupted_swap(root: Path, session_id: str) -> None:
+    """A swap without renameat2 (see :func:`_swap_in`) killed between its two renames left
+    the old folder aside and no target: put it back, so that Baileys finds its session even
+    if this restore fails too. With the target there, the aside folder is a finished swap's."""
+    aside = root / f".{session_id}{_ASIDE}"
+    if not aside.is_dir() or aside.is_symlink():
+        return
+    if (root / session_id).exists() or (root / session_id).is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
         os.rename(aside, root / session_id)
+
+
+def _remove_leftovers(root: Path, session_id: str) -> None:
+    """Folders being built by a restore that was killed (only under the session's lock, so
+    never one that a live restore is building): never a session's real folder."""
+    # `.<id>.waauth-<hex>` (no `tmp-`): the name earlier development builds gave them.
+    leftover = re.compile(re.escape(f".{session_id}.waauth-") + "(?:tmp-)?[0-9a-f]{8}")
+    for entry in os.scandir(root):
+        if leftover.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 _RENAME_EXCHANGE: Final = 2
@@ -201,8 +299,8 @@ def _swap_in(building: Path, target: Path) -> None:
     if _renameat2_exchange(building, target):
         return
     # No atomic exchange here (some file systems): move the old folder aside first. A crash
-    # between the two renames is repaired by the next materialize (_remove_leftovers).
-    aside = target.parent / f".{target.name}.waauth-old"
+    # between the two renames is repaired by the next restore (_repair_interrupted_swap).
+    aside = target.parent / f".{target.name}{_ASIDE}"
     shutil.rmtree(aside, ignore_errors=True)
     os.rename(target, aside)
     os.rename(building, target)

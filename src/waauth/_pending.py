@@ -152,9 +152,10 @@ class Counters:
                 last_recovery_seconds=recovery if recovery is not None else s.last_recovery_seconds,
             )
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException, *, outage: bool = True) -> None:
+        """A write gave up; ``outage=False`` for a refusal, which no outage explains."""
         with self._lock:
-            if self.outage_started is None:
+            if outage and self.outage_started is None:
                 self.outage_started = time.monotonic()
             cause = error.__cause__
             detail = f" ({type(cause).__name__})" if cause is not None else ""

@@ -20,20 +20,19 @@ import binascii
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from . import config
+from .config import KEYS_ENV_VAR, PLAINTEXT_ENV_VAR
 from .errors import ConfigurationError, DecryptionError
 
 __all__ = ["KEYS_ENV_VAR", "PLAINTEXT_ENV_VAR", "Keyring"]
 
 logger = logging.getLogger("waauth")
-
-KEYS_ENV_VAR: Final = "WAAUTH_KEYS"
-PLAINTEXT_ENV_VAR: Final = "WAAUTH_INSECURE_PLAINTEXT"
 
 _KEY_SIZE: Final = 32
 _KEY_ID_SIZE: Final = 8
@@ -86,19 +85,31 @@ class Keyring:
         return ring
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Keyring:
-        """Read keys from ``WAAUTH_KEYS`` (comma-separated; the first one encrypts).
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        key_file: str | os.PathLike[str] | None = None,
+        accept_plaintext: bool = False,
+    ) -> Keyring:
+        """The keyring the environment configures (``os.environ`` by default).
 
-        Without keys, ``WAAUTH_INSECURE_PLAINTEXT=1`` is the explicit opt-out to plaintext;
-        otherwise :class:`~waauth.ConfigurationError` says how to make a key.
+        Keys come from ``key_file``, else the file named by ``WAAUTH_KEY_FILE`` (one key per
+        line or comma-separated; a warning is logged if others may read it), else
+        ``WAAUTH_KEYS`` (comma-separated); the first one encrypts. Without keys,
+        ``WAAUTH_INSECURE_PLAINTEXT=1`` is the explicit opt-out to plaintext; otherwise
+        :class:`~waauth.ConfigurationError` says how to make a key. The command line reads
+        its keys through this same function.
         """
-        env = os.environ if environ is None else environ
-        raw = env.get(KEYS_ENV_VAR, "").strip()
-        if raw:
-            return cls([part.strip() for part in raw.split(",") if part.strip()])
-        if env.get(PLAINTEXT_ENV_VAR, "").strip().lower() in ("1", "true", "yes"):
+        keys = config.key_texts_from_env(environ, key_file=key_file)
+        if keys is not None:
+            return cls(keys, accept_plaintext=accept_plaintext)
+        if config.plaintext_from_env(environ):
             return cls.plaintext()
-        raise ConfigurationError(f"{KEYS_ENV_VAR} is not set: {_HOW_TO_MAKE_A_KEY}")
+        raise ConfigurationError(
+            f"{KEYS_ENV_VAR} is not set: {_HOW_TO_MAKE_A_KEY} (or name a file of keys in "
+            f"{config.KEY_FILE_ENV_VAR})"
+        )
 
     @staticmethod
     def generate_key() -> str:

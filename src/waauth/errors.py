@@ -8,6 +8,10 @@ the session and the file instead.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sessions import MaterializeReport
 
 __all__ = [
     "AccessDenied",
@@ -15,6 +19,7 @@ __all__ = [
     "CorruptRecord",
     "DecryptionError",
     "IdentityConflict",
+    "IncompleteRestore",
     "InvalidInput",
     "LeaseHeld",
     "LeaseLost",
@@ -106,6 +111,23 @@ class IdentityConflict(WaauthError):
     """The folder holds another account's creds than the session stores; nothing was written."""
 
     __module__ = "waauth"
+
+
+class IncompleteRestore(WaauthError):
+    """Some sessions could not be restored; every other one was written."""
+
+    __module__ = "waauth"
+
+    def __init__(self, report: MaterializeReport) -> None:
+        self.report = report
+        """What was written, and each failed session's error (``report.failed``)."""
+        failures = "; ".join(str(exc) for exc in list(report.failed.values())[:3])
+        more = len(report.failed) - 3
+        super().__init__(
+            f"{len(report.failed)} of {len(report.failed) + len(report.written)} sessions "
+            f"with creds could not be restored (the others were written): {failures}"
+            + (f"; and {more} more" if more > 0 else "")
+        )
 
 
 class SessionNotFound(WaauthError):

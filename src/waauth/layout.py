@@ -19,6 +19,7 @@ __all__ = [
     "CREDS_TYPE",
     "KEY_TYPES",
     "MAX_SESSION_ID_LENGTH",
+    "check_file_name",
     "file_name",
     "fix_file_name",
     "is_record_file",
@@ -48,6 +49,9 @@ KEY_TYPES: Final[tuple[str, ...]] = (
 """Key types Baileys 6.x and 7.x store (``SignalDataTypeMap``). Newer versions may add more."""
 
 MAX_SESSION_ID_LENGTH: Final = 128
+"""Bytes (UTF-8) a session id may take. The entries waauth keeps beside a session's folder
+add at most 21 bytes to its name (``.<id>.waauth-tmp-<8 hex>``), and a name may not exceed 255
+bytes: 128 leaves room, and an ASCII id keeps its 128 characters."""
 
 # A file name is at most 255 bytes on the file systems Baileys runs on.
 _MAX_FILE_NAME_BYTES: Final = 255
@@ -77,31 +81,61 @@ def file_name(type: str, id: str) -> str:
             f"key id for type {type!r} must be a string, not {id.__class__.__name__}"
         )
     name = fix_file_name(f"{type}-{id}{_SUFFIX}")
-    _check_file_name(name)
+    return check_file_name(name)
+
+
+def _utf8_length(text: str) -> int | None:
+    """Bytes of ``text`` in UTF-8; None for text that is not UTF-8 (lone surrogates, as
+    ``os.fsdecode`` gives for names in another encoding)."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return None
+
+
+def _file_name_problem(name: str) -> str | None:
+    if "/" in name or "\x00" in name:
+        return "it holds a path separator or NUL"
+    if name.startswith("."):
+        return "it is hidden or relative (starts with '.')"
+    if len(name) <= len(_SUFFIX) or not name.endswith(_SUFFIX):
+        return f"it does not end in {_SUFFIX!r}"
+    size = _utf8_length(name)
+    if size is None:
+        return "it is not valid UTF-8"
+    if size > _MAX_FILE_NAME_BYTES:
+        return f"it is longer than {_MAX_FILE_NAME_BYTES} bytes"
+    return None
+
+
+def check_file_name(name: str) -> str:
+    """Return ``name`` if it can be a record's file in a session folder, else raise
+    :class:`InvalidInput` saying why.
+
+    A record file name is one folder entry (no ``/``, no NUL, not ``.`` or ``..``), not
+    hidden, ends in ``.json`` and fits in 255 bytes: exactly the names
+    :func:`is_record_file` accepts, so a row that passes can neither be written outside its
+    folder nor be one that a reader of the folder ignores. Every boundary applies it: what
+    ``keys.set`` and an import store, what rotation re-seals, what materialize writes.
+    """
+    problem = _file_name_problem(name)
+    if problem:
+        raise InvalidInput(f"{_shown(name, 80)!r} is not a safe record file name: {problem}")
     return name
 
 
-def _check_file_name(name: str) -> None:
-    if "\x00" in name:
-        raise InvalidInput(f"file name {name!r} contains a NUL character")
-    if len(name.encode()) > _MAX_FILE_NAME_BYTES:
-        raise InvalidInput(
-            f"file name {name[:40]!r}... is longer than {_MAX_FILE_NAME_BYTES} bytes"
-        )
+def _shown(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, printable even if it is not UTF-8."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode()
 
 
 def is_record_file(name: str) -> bool:
     """Whether a file in a session folder is a Baileys record (creds or key), not a stray file.
 
-    Dotfiles, temporary files and anything not ending in ``.json`` are not records.
+    Dotfiles, temporary files, anything not ending in ``.json`` and names no file system
+    holds (NUL, longer than 255 bytes, not UTF-8) are not records.
     """
-    return (
-        len(name) > len(_SUFFIX)
-        and name.endswith(_SUFFIX)
-        and not name.startswith(".")
-        and "/" not in name
-        and "\x00" not in name
-    )
+    return _file_name_problem(name) is None
 
 
 def parse_file_name(name: str) -> tuple[str, str]:
@@ -137,22 +171,29 @@ def record_type(name: str) -> str:
 def validate_session_id(session_id: str) -> str:
     """Return ``session_id`` if it can name a session folder, else raise ``InvalidInput``.
 
-    A session id is also a folder name under ``.auth_sessions/``: non-empty, at most 128
-    characters, no ``/``, ``\\``, NUL or other control characters, and not ``.`` or ``..``.
+    A session id is also a folder name under ``.auth_sessions/``: non-empty, valid UTF-8, at
+    most 128 bytes in UTF-8 (room for the suffixes of the entries waauth keeps beside it), no
+    ``/``, ``\\``, NUL or other control characters, and not starting with ``.``: a hidden
+    folder is one the mirror and ``push --all`` skip, and ``.`` and ``..`` are not folders.
     """
     if not isinstance(session_id, str):
         raise InvalidInput(f"session id must be a string, not {session_id.__class__.__name__}")
     problem = None
+    size = _utf8_length(session_id)
     if not session_id:
         problem = "it is empty"
-    elif len(session_id) > MAX_SESSION_ID_LENGTH:
-        problem = f"it is longer than {MAX_SESSION_ID_LENGTH} characters"
-    elif session_id in (".", ".."):
-        problem = "it is a relative folder name"
+    elif size is None:
+        problem = "it is not valid UTF-8"
+    elif size > MAX_SESSION_ID_LENGTH:
+        problem = f"it is longer than {MAX_SESSION_ID_LENGTH} bytes in UTF-8 ({size})"
+    elif session_id.startswith("."):
+        problem = "it starts with '.' (a hidden or relative folder name, which the mirror skips)"
     elif "/" in session_id or "\\" in session_id:
         problem = "it contains a path separator"
     elif any(unicodedata.category(c) == "Cc" for c in session_id):
         problem = "it contains a control character"
     if problem:
-        raise InvalidInput(f"invalid session id {session_id[:MAX_SESSION_ID_LENGTH]!r}: {problem}")
+        raise InvalidInput(
+            f"invalid session id {_shown(session_id, MAX_SESSION_ID_LENGTH)!r}: {problem}"
+        )
     return session_id

@@ -11,6 +11,7 @@ repeating one whose outcome was lost is safe.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,7 +28,7 @@ from .errors import (
     WaauthError,
 )
 
-__all__ = ["DEFAULT_POLICY", "RetryPolicy", "is_retryable", "translate"]
+__all__ = ["DEFAULT_POLICY", "RetryPolicy", "cause", "is_retryable", "server_refused", "translate"]
 
 logger = logging.getLogger("waauth")
 
@@ -40,6 +41,8 @@ _TRANSIENT_REFUSALS: Final = (
     "too many clients",
     "connection slots are reserved",
 )
+# How libpq marks the server's own error in a failed connection's message.
+_SERVER_SEVERITY: Final = "FATAL:"
 
 
 @dataclass(frozen=True)
@@ -86,40 +89,71 @@ def is_retryable(exc: BaseException) -> bool:
     if sqlstate is None:
         # No SQLSTATE: refused, lost or timed out, which passes; or the server said no at
         # connect time (unknown database or role, bad password), which does not.
-        return not _rejected_at_connect(exc)
+        return not server_refused(exc)
     return sqlstate.startswith("08") or sqlstate in _RETRYABLE_SQLSTATES
 
 
-def _rejected_at_connect(exc: BaseException) -> bool:
+def server_refused(exc: BaseException) -> bool:
+    """Whether a connection attempt failed because the server itself said no, for good.
+
+    libpq reports a server's error during the connection handshake without its SQLSTATE
+    (``PQgetResult`` then holds none either; checked with psycopg 3.3 and libpq 18): the only
+    trace is the server's severity, which libpq writes before the server's words in the
+    message of the connection that psycopg attaches as ``exc.pgconn``. So only such an
+    error (an ``OperationalError`` carrying the failed connection, no SQLSTATE) is looked at,
+    and the refusals that pass (the server starting up, too many clients) stay retryable.
+    Errors in the address itself never get here: :func:`waauth.config.check_conninfo`
+    rejects them before any connection.
+    """
+    if not isinstance(exc, psycopg.OperationalError) or exc.sqlstate is not None:
+        return False
+    if getattr(exc, "pgconn", None) is None:
+        return False  # no connection was attempted (a host name that does not resolve)
     message = str(exc)
-    return "FATAL:" in message and not any(phrase in message for phrase in _TRANSIENT_REFUSALS)
+    return _SERVER_SEVERITY in message and not any(p in message for p in _TRANSIENT_REFUSALS)
 
 
-def translate(exc: BaseException, doing: str, *, gave_up: bool = False) -> WaauthError:
+def cause(exc: BaseException, *, secrets: Iterable[str] = ()) -> str:
+    """The driver's reason for ``exc`` on one line (``Connection refused``), secrets removed.
+
+    ``secrets`` (the DSN's password) are replaced by ``***`` wherever they appear.
+    """
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    text = str(primary or exc).strip()
+    for prefix in ("connection failed: ", "connection is bad: "):
+        text = text.removeprefix(prefix)
+    # libpq puts the server's words after the address: keep both, on one line.
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text or type(exc).__name__
+
+
+def translate(
+    exc: BaseException, doing: str, *, gave_up: bool = False, secrets: Iterable[str] = ()
+) -> WaauthError:
     """The waauth error for a database error (the caller raises it ``from exc``).
 
-    The message names the operation, the error class and the SQLSTATE, never a parameter.
+    The message names the operation, the error class, the SQLSTATE and the driver's reason
+    (:func:`cause`, with ``secrets`` removed), never a parameter.
     """
     name = type(exc).__name__
     sqlstate = getattr(exc, "sqlstate", None)
     code = f" [{sqlstate}]" if sqlstate else ""
+    reason = cause(exc, secrets=secrets)
     if gave_up or is_retryable(exc):
-        return StoreUnavailable(f"{doing}: the database is unavailable ({name}{code})")
-    if isinstance(exc, pgerrors.InsufficientPrivilege):
+        return StoreUnavailable(f"{doing}: the database is unavailable ({name}{code}): {reason}")
+    # A refusal (privileges, row-level security, or a connection refused for lack of them) is
+    # not an outage: AccessDenied, never retried, never StoreUnavailable.
+    if sqlstate == "42501" or (server_refused(exc) and "permission denied" in str(exc)):
         return AccessDenied(f"{doing}: the database refused access ({name}{code})")
     if isinstance(exc, pgerrors.UndefinedTable | pgerrors.InvalidSchemaName):
         return SchemaError(f"{doing}: waauth's tables are missing; run waauth.migrate()")
-    if isinstance(exc, psycopg.OperationalError) and (
-        _rejected_at_connect(exc) or (sqlstate or "")[:2] in ("28", "3D")
-    ):
-        # The server's own words ("database x does not exist") hold no secret; the DSN's
-        # password is never in them.
-        reason = (
-            str(exc).rsplit("FATAL:", 1)[-1].strip().splitlines()[0]
-            if "FATAL:" in str(exc)
-            else name
-        )
-        return ConfigurationError(f"{doing}: the database refused the connection: {reason}")
+    if server_refused(exc) or (sqlstate or "")[:2] in ("28", "3D"):
+        # The server's own words ("database x does not exist") hold no secret.
+        server_words = reason.rsplit(_SERVER_SEVERITY, 1)[-1].strip()
+        return ConfigurationError(f"{doing}: the database refused the connection: {server_words}")
     primary = getattr(getattr(exc, "diag", None), "message_primary", None)
     detail = f": {primary}" if primary else ""
     return StoreError(f"{doing}: the database refused the operation ({name}{code}){detail}")

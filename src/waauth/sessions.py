@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import WaauthError
+
 __all__ = ["ImportResult", "MaterializeReport", "SessionInfo"]
 
 
@@ -69,3 +71,6 @@ class MaterializeReport:
     """Session id -> its folder, rebuilt byte for byte."""
     without_creds: list[str] = field(default_factory=list)
     """Sessions with no creds stored: not written, so Baileys starts a new pairing (QR code)."""
+    failed: dict[str, WaauthError] = field(default_factory=dict)
+    """Session id -> why it was not written (a row that does not open, an unsafe file name,
+    an id that cannot name a folder); its folder, if any, was left as it was."""

@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 import backoff
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from .. import _hooks, retry
 from .._queries import SET_OWNER
+from ..config import check_conninfo
 from ..errors import ConfigurationError, WaauthError
 from ..schema import DEFAULT_SCHEMA, check_schema_name, check_version, render
 from .migrations import acurrent_version, amigrate
@@ -54,8 +56,11 @@ class AsyncDatabase:
         self._conninfo: str | None = None
         self._pool: AsyncConnectionPool[Any] | None = None
         self._owns_pool = False
+        self._secrets: tuple[str, ...] = ()
         if isinstance(source, str):
-            self._conninfo = source
+            # A malformed address fails here, at once: no retry can fix it.
+            self._conninfo = check_conninfo(source)
+            self._secrets = _passwords(source)
         elif isinstance(source, AsyncConnectionPool):
             self._pool = source
         else:
@@ -151,7 +156,7 @@ class AsyncDatabase:
         policy = policy or self.policy
 
         def backing_off(details: Any) -> None:
-            _log_retry(doing, details)
+            _log_retry(doing, details, self._secrets)
             if on_retry is not None:
                 on_retry()
 
@@ -169,21 +174,29 @@ class AsyncDatabase:
         try:
             return await retrying(self._attempt)(op)
         except psycopg.Error as exc:  # pool errors included; anything else is a bug: let it out
-            raise retry.translate(exc, doing, gave_up=retry.is_retryable(exc)) from exc
+            raise retry.translate(
+                exc, doing, gave_up=retry.is_retryable(exc), secrets=self._secrets
+            ) from exc
 
     def __repr__(self) -> str:
         where = "caller's pool" if self._pool is not None and not self._owns_pool else "conninfo"
         return f"<{type(self).__name__} schema={self.schema!r} via {where}>"
 
 
-def _log_retry(doing: str, details: Any) -> None:
+def _passwords(conninfo: str) -> tuple[str, ...]:
+    password = conninfo_to_dict(conninfo).get("password")
+    return (str(password),) if password else ()
+
+
+def _log_retry(doing: str, details: Any, secrets: tuple[str, ...]) -> None:
     exc = details.get("exception")
     sqlstate = getattr(exc, "sqlstate", None)
     logger.warning(
-        "%s: attempt %d failed (%s%s), retrying in %.2f s",
+        "%s: attempt %d failed (%s%s: %s), retrying in %.2f s",
         doing,
         details["tries"],
         type(exc).__name__,
         f" [{sqlstate}]" if sqlstate else "",
+        retry.cause(exc, secrets=secrets) if exc is not None else "",
         details["wait"],
     )

@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from .. import _queries
 from .._acompat import AsyncCondition, AsyncWorker, acondition_wait, ajoin, aspawn
-from ..errors import ConfigurationError, LeaseHeld, LeaseLost
+from ..errors import AccessDenied, ConfigurationError, LeaseHeld, LeaseLost
 from ..layout import validate_session_id
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
@@ -86,10 +86,17 @@ class AsyncLeaseKeeper:
 
     async def acquire(self, session_id: str, *, wait: float = 0.0) -> int:
         """Take the lease; raise :class:`~waauth.LeaseHeld` naming the holder if a live one has
-        it after ``wait`` seconds."""
+        it after ``wait`` seconds, and :class:`~waauth.AccessDenied` (taking nothing) if the
+        session is another owner's than the database's ``owner_id``."""
         validate_session_id(session_id)
         deadline = time.monotonic() + max(0.0, wait)
-        params = {"session_id": session_id, "host": _HOST, "pid": os.getpid(), "ttl": self.ttl}
+        params = {
+            "session_id": session_id,
+            "owner": self._db.owner_id,
+            "host": _HOST,
+            "pid": os.getpid(),
+            "ttl": self.ttl,
+        }
         while True:
             token, holder = await self._db.run(
                 f"take the lease of session {session_id!r}", self._take(params)
@@ -111,8 +118,12 @@ class AsyncLeaseKeeper:
         async def take(conn: AsyncConnection[Any]) -> tuple[int | None, tuple[Any, ...] | None]:
             cur = await conn.execute(self._db.sql(_queries.ACQUIRE_LEASE), params)
             row = await cur.fetchone()
-            if row is not None:
-                return int(row[0]), None
+            assert row is not None
+            token, refused = row
+            if refused:
+                raise AccessDenied(f"session {params['session_id']!r} belongs to another owner")
+            if token is not None:
+                return int(token), None
             cur = await conn.execute(self._db.sql(_queries.LEASE_HOLDER), params)
             return None, await cur.fetchone()
 
@@ -230,7 +241,8 @@ class AsyncLease:
 
     For a process that runs a session without a waauth state, e.g. a Python supervisor of a
     Node Baileys process. Raises :class:`~waauth.LeaseHeld` on entry if a live process holds it
-    (after waiting up to ``wait`` seconds); ``lease.check()`` raises
+    (after waiting up to ``wait`` seconds), and :class:`~waauth.AccessDenied` if the session
+    is another owner's than ``owner_id``; ``lease.check()`` raises
     :class:`~waauth.LeaseLost` once it passed to someone else.
     """
 
@@ -241,13 +253,19 @@ class AsyncLease:
         *,
         ttl: float = DEFAULT_TTL,
         wait: float = 0.0,
+        owner_id: str | None = None,
         schema: str = DEFAULT_SCHEMA,
         retry: RetryPolicy = DEFAULT_POLICY,
         migrate: bool = True,
     ) -> None:
         self.session_id = validate_session_id(session_id)
         self._db = AsyncDatabase(
-            source, schema=schema, policy=retry, pool_size=1, name="waauth:lease"
+            source,
+            schema=schema,
+            owner_id=owner_id,
+            policy=retry,
+            pool_size=1,
+            name="waauth:lease",
         )
         self._keeper = AsyncLeaseKeeper(self._db, ttl=ttl)
         self._wait = wait

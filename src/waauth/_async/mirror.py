@@ -29,6 +29,7 @@ from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_th
 from .._mirroring import MirrorStats, Tracker
 from ..encryption import Keyring
 from ..errors import (
+    AccessDenied,
     ConfigurationError,
     IdentityConflict,
     InvalidInput,
@@ -244,6 +245,10 @@ class AsyncMirror:
             return False
         try:
             await self._leases.acquire(tracker.session_id)
+        except AccessDenied as exc:  # another owner's session: refused before any lease
+            tracker.refused = str(exc)
+            logger.error("mirror: not mirroring session %s: %s", tracker.session_id, exc)
+            return False
         except LeaseHeld as exc:
             if tracker.held_elsewhere is None:
                 logger.warning("mirror: not mirroring %s for now: %s", tracker.session_id, exc)
@@ -297,7 +302,7 @@ class AsyncMirror:
                 self._leases.mark_lost(name)
             tracker.refused = str(exc)
             return True
-        except IdentityConflict as exc:
+        except (IdentityConflict, AccessDenied) as exc:  # no retry can fix these: not an outage
             tracker.refused = str(exc)
             logger.error("mirror: not mirroring session %s: %s", name, exc)
             return True

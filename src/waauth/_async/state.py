@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,17 +17,21 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from .. import _folders, _queries, _records, codec, layout
+from .. import _exit, _folders, _queries, _records, codec, layout
 from .._acompat import (
     AsyncOpener,  # async only
     ato_thread,
+    run_at_exit,
 )
 from .._pending import Stats
 from ..encryption import Keyring
 from ..errors import (
     ConfigurationError,
+    IncompleteRestore,
     InvalidInput,
+    LeaseHeld,
     SessionNotFound,
+    StoreUnavailable,
     WaauthError,
 )
 from ..retry import DEFAULT_POLICY, RetryPolicy
@@ -72,6 +78,9 @@ class AsyncPostgresAuthState:
         self._throttle_keys = throttle_keys
         self.session_id = session_id
         self.keys = AsyncKeys(self)
+        self._parts = _Parts(db, writer, lease, session_id)
+        # Left open at exit: flushed then (see waauth._exit).
+        _exit.track(writer, self._parts.at_exit)
 
     @classmethod
     def open(
@@ -226,7 +235,9 @@ class AsyncPostgresAuthState:
 
         Raises :class:`~waauth.StoreUnavailable` (its ``pending`` says how many records are not
         yet written) if a write fails meanwhile or ``timeout`` seconds pass; the pending state
-        is kept and still written when the database comes back.
+        is kept and still written when the database comes back. Raises
+        :class:`~waauth.AccessDenied` if the database refused a write since the last flush (a
+        role without the rights): what that write held was dropped, not kept.
         """
         self._check_open()
         await self._writer.flush(timeout)
@@ -338,21 +349,24 @@ class AsyncPostgresAuthState:
     async def close(self) -> None:
         """Flush, stop the writer and close the pool if waauth opened it. Safe to call twice.
 
-        If the final flush fails, :class:`~waauth.StoreUnavailable` is raised once everything
-        is closed: what was still pending is then lost with the process.
+        If the final flush fails, :class:`~waauth.StoreUnavailable` (or
+        :class:`~waauth.AccessDenied`, for a refused write) is raised once everything is
+        closed: what was still pending is then lost with the process.
+
+        A state never closed is flushed and closed at interpreter exit (within
+        ``waauth._exit.EXIT_TIMEOUT`` seconds for all; an error naming the session is logged if
+        it could not be); an async one is written when its event loop ends (``asyncio.run``
+        cancelling its tasks), with a warning. One garbage-collected while open warns with
+        ``ResourceWarning``.
         """
         if self._closed:
             return
+        _exit.untrack(self._writer)
         try:
             await self._writer.flush()
         finally:
             self._closed = True
-            await self._writer.close(timeout=self._db.policy.connect_timeout)
-            try:
-                if self._lease is not None:
-                    await self._lease.close()
-            finally:
-                await self._db.close()
+            await self._parts.shut()
 
     async def __aenter__(self) -> AsyncPostgresAuthState:
         return self
@@ -364,6 +378,16 @@ class AsyncPostgresAuthState:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(
+                f"the auth state of session {self.session_id!r} was never closed; "
+                "what it saved is written at exit",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
 
     def __repr__(self) -> str:
         creds = "none" if self._creds is None else "loaded"
@@ -383,6 +407,54 @@ class AsyncPostgresAuthState:
     def _check_open(self) -> None:
         if self._closed:
             raise WaauthError(f"the auth state of session {self.session_id!r} is closed")
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What an open state holds; the exit hook holds these, never the state (so that an open
+    state can still be garbage-collected, and warn)."""
+
+    db: AsyncDatabase
+    writer: AsyncWriter
+    lease: AsyncLeaseKeeper | None
+    session_id: str
+
+    async def shut(self) -> None:
+        """Stop the writer, free the lease and close the pool (after the final flush)."""
+        await self.writer.close(timeout=self.db.policy.connect_timeout)
+        try:
+            if self.lease is not None:
+                await self.lease.close()
+        finally:
+            await self.db.close()
+
+    def at_exit(self, timeout: float) -> None:
+        """Interpreter exit with the state open: flush and close it (sync), or report (async,
+        whose pending saves were written when its event loop ended, if they could be)."""
+        if not run_at_exit(self.close_at_exit, timeout) and self.writer.pending():
+            logger.error(
+                "session %s: the auth state was left open and its event loop is gone; "
+                "%d saved records were never written",
+                self.session_id,
+                self.writer.pending(),
+            )
+
+    async def close_at_exit(self, timeout: float) -> None:
+        try:
+            await self.writer.flush(timeout)
+        except WaauthError as exc:
+            logger.error(
+                "session %s: the auth state was left open; at exit %d saved records could not "
+                "be written: %s",
+                self.session_id,
+                self.writer.pending(),
+                exc,
+            )
+            return
+        await self.shut()
+        logger.info(
+            "session %s: the auth state was left open; flushed and closed at exit", self.session_id
+        )
 
 
 class AsyncKeys:
@@ -423,7 +495,8 @@ class AsyncKeys:
         window). Pending creds go in the same statement, so stored creds are never older than
         keys written after them. Raises before writing anything if a value cannot be stored;
         while the database is away, retries for the retry budget, then raises
-        :class:`~waauth.StoreUnavailable` with nothing of this call written.
+        :class:`~waauth.StoreUnavailable` with nothing of this call written. A write the
+        database refuses raises :class:`~waauth.AccessDenied` at once (never retried).
         """
         state = self._state
         state._check_open()
@@ -454,9 +527,14 @@ async def amaterialize(
     """Rebuild ``root/<id>/`` for many sessions (None: every active one), before Baileys starts.
 
     Each folder is written as :meth:`AsyncPostgresAuthState.materialize` writes one. Sessions
-    with no creds are not written and are listed in the report's ``without_creds``. With
+    with no creds are not written and are listed in the report's ``without_creds``. One bad
+    session never stops the others: a row that does not open, a file name that is not safe,
+    an id that cannot name a folder or a folder that cannot be written fails that session
+    only (its folder is left as it was); once every other session is written,
+    :class:`~waauth.IncompleteRestore` is raised, its ``report`` naming each failure. With
     ``if_unleased``, a session whose lease a live process holds raises
     :class:`~waauth.LeaseHeld` before its folder is written (another replica runs it).
+    :class:`~waauth.StoreUnavailable` stops the whole restore: every session would fail alike.
     """
     db = AsyncDatabase(source, schema=schema, owner_id=owner_id, policy=retry, pool_size=2)
     report = MaterializeReport()
@@ -467,30 +545,67 @@ async def amaterialize(
             infos = await db.run("list sessions", _listing(db, "active", None))
             wanted = [info.session_id for info in infos]
         else:
-            wanted = [layout.validate_session_id(s) for s in session_ids]
+            wanted = list(session_ids)
         for session_id in wanted:
-            if if_unleased:
-                holder = await alease_holder(db, session_id)
-                if holder is not None:
-                    raise held_error(session_id, holder)
-            files = await db.run(
-                f"materialize session {session_id!r}", read_records(db, session_id, keyring)
-            )
-            if layout.CREDS_FILE not in files:
-                report.without_creds.append(session_id)
-                continue
-            report.written[session_id] = await ato_thread(
-                _folders.write_folder, Path(root), session_id, files, fsync=fsync
-            )
+            try:
+                await _restore_one(
+                    db,
+                    Path(root),
+                    session_id,
+                    keyring,
+                    report,
+                    fsync=fsync,
+                    if_unleased=if_unleased,
+                )
+            except (StoreUnavailable, LeaseHeld):
+                raise
+            except WaauthError as exc:
+                logger.error("not restored: %s", exc)  # the error names the session
+                report.failed[session_id] = exc
     finally:
         await db.close()
     logger.info(
-        "materialized %d sessions into %s (%d without creds)",
+        "materialized %d sessions into %s (%d without creds, %d failed)",
         len(report.written),
         root,
         len(report.without_creds),
+        len(report.failed),
     )
+    if report.failed:
+        raise IncompleteRestore(report)
     return report
+
+
+async def _restore_one(
+    db: AsyncDatabase,
+    root: Path,
+    session_id: str,
+    keyring: Keyring,
+    report: MaterializeReport,
+    *,
+    fsync: bool,
+    if_unleased: bool,
+) -> None:
+    """Write one session's folder into ``report`` (or list it as without creds)."""
+    layout.validate_session_id(session_id)  # ids stored before the rule was this strict
+    if if_unleased:
+        holder = await alease_holder(db, session_id)
+        if holder is not None:
+            raise held_error(session_id, holder)
+    files = await db.run(
+        f"materialize session {session_id!r}", read_records(db, session_id, keyring)
+    )
+    if layout.CREDS_FILE not in files:
+        report.without_creds.append(session_id)
+        return
+    try:
+        report.written[session_id] = await ato_thread(
+            _folders.write_folder, root, session_id, files, fsync=fsync
+        )
+    except OSError as exc:  # a full disk, a read-only root, a name the file system refuses
+        raise WaauthError(
+            f"session {session_id!r}: its folder could not be written ({exc})"
+        ) from exc
 
 
 async def alist_sessions(

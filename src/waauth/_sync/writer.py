@@ -13,7 +13,10 @@ creds are never older than keys written after them. One lock serializes writes, 
 database sees snapshots in the order they were taken.
 
 While the database is away, writes are retried (see :mod:`waauth.retry`); pending state stays
-in memory, one entry per file, and lands when the database returns.
+in memory, one entry per file, and lands when the database returns. A write the database
+refuses (:class:`~waauth.AccessDenied`: a role without the rights, another owner's session) is
+not an outage and no retry fixes it: what was pending is dropped, logged, and the next
+``flush`` (or ``close``) raises the refusal.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ from .._compat import (
     Condition,
     Lock,
     Worker,
+    call_within,
     condition_wait,
     join,
     lock_acquire,
     spawn,
     task_alive,
 )
+from .._exit import EXIT_TIMEOUT
 from .._pending import Counters, Entry, Pending, Stats, key_entries, seal
 from ..encryption import Keyring
-from ..errors import LeaseLost, StoreUnavailable, WaauthError
+from ..errors import AccessDenied, LeaseLost, StoreUnavailable, WaauthError
 from ..retry import RetryPolicy
 from .database import Database, Operation
 from .lease import LeaseKeeper
@@ -72,6 +77,7 @@ class Writer:
         self._flush_target = 0
         self._failed_attempts = 0
         self._last_error: WaauthError | None = None
+        self._refused: AccessDenied | None = None  # dropped saves, not yet reported by a flush
         self._last_write = float("-inf")
         self._closing = False
         self._worker: Worker | None = None
@@ -145,9 +151,12 @@ class Writer:
         """Return once everything saved before the call is in the database.
 
         Raises :class:`~waauth.StoreUnavailable` (saying how many records are pending) if a
-        write fails after the call, or if ``timeout`` seconds pass first.
+        write fails after the call, or if ``timeout`` seconds pass first, and
+        :class:`~waauth.AccessDenied` if the database refused a write whose saves were dropped
+        since the last flush.
         """
         self._check_lease()  # what was pending when the lease was lost is gone, not durable
+        self._check_refused()
         started = time.monotonic()
         with self._cond:
             target = self._pending.seq
@@ -156,17 +165,24 @@ class Writer:
             self._cond.notify_all()
             while self._pending.durable < target:
                 self._check_lease()
+                self._check_refused()
                 if self._failed_attempts > failures:
                     raise self._unflushed("a write failed")
                 if not task_alive(self._worker):
                     raise self._unflushed("the writer stopped")
                 left = None if timeout is None else started + timeout - time.monotonic()
                 if left is not None and left <= 0:
-                    raise self._unflushed(f"not written within {timeout} s")
+                    raise self._unflushed(f"not written within {timeout:g} s")
                 condition_wait(
                     self._cond, _LIVENESS_CHECK if left is None else min(left, _LIVENESS_CHECK)
                 )
+            self._check_refused()  # a refusal drops what was pending: durable, but not written
         self._counters.flushed(time.monotonic() - started)
+
+    def _check_refused(self) -> None:
+        refused, self._refused = self._refused, None
+        if refused is not None:
+            raise refused
 
     def _unflushed(self, why: str) -> StoreUnavailable:
         last = f"; last error: {self._last_error}" if self._last_error else ""
@@ -174,6 +190,10 @@ class Writer:
             f"session {self._session_id!r}: {why}; {len(self._pending)} records pending{last}",
             pending=len(self._pending),
         )
+
+    def pending(self) -> int:
+        """How many records are saved but not written."""
+        return len(self._pending)
 
     def close(self, timeout: float) -> None:
         """Stop the worker (after the caller's final flush)."""
@@ -205,6 +225,25 @@ class Writer:
             )
             raise
 
+    def _at_loop_end(self) -> None:
+        """The event loop is ending (``asyncio.run`` cancels every task) with the state open:
+        say so, and write what is pending while the loop still runs."""
+        if self._closing:
+            return  # close() gave up waiting for us
+        logger.warning(
+            "session %s: the event loop is ending with the auth state open (close() it); "
+            "writing %d pending records",
+            self._session_id,
+            len(self._pending),
+        )
+        call_within(self._write_pending, EXIT_TIMEOUT)
+        if self._pending:
+            logger.error(
+                "session %s: the event loop ended with %d saved records not written",
+                self._session_id,
+                len(self._pending),
+            )
+
     def _due_in(self) -> float | None:
         """Seconds until pending state is due to be written; None if nothing is pending."""
         if not self._pending:
@@ -221,6 +260,8 @@ class Writer:
                 return True
             try:
                 self._write(snapshot, f"write-behind of session {self._session_id!r}")
+            except AccessDenied:
+                return True  # dropped and reported: nothing to try again
             except WaauthError:
                 return False
             with self._cond:
@@ -253,6 +294,9 @@ class Writer:
                 self._pending.discard()
                 self._cond.notify_all()
             raise
+        except AccessDenied as exc:
+            self._refuse(exc)
+            raise
         except WaauthError as exc:
             in_outage = self._counters.outage_started is not None
             self._counters.failed(exc)
@@ -272,3 +316,15 @@ class Writer:
                 len(batch),
                 self._counters.stats.last_recovery_seconds or 0.0,
             )
+
+    def _refuse(self, exc: AccessDenied) -> None:
+        """The database refused the write: no retry can fix that, so drop what was pending."""
+        self._counters.failed(exc, outage=False)
+        with self._cond:
+            dropped = len(self._pending)
+            self._pending.discard()
+            self._last_error = exc
+            if dropped:  # saves the caller of this write did not make: the next flush says so
+                self._refused = AccessDenied(f"{exc}; {dropped} saved records were dropped")
+            self._cond.notify_all()
+        logger.error("%s; dropped %d saved records: no retry can fix a refusal", exc, dropped)

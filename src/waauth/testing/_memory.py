@@ -110,6 +110,7 @@ class _Core:
         self.counters = Counters()
         self.outages: list[Outage] = []
         self.last_error: WaauthError | None = None
+        self.refused: AccessDenied | None = None  # dropped saves, not yet reported by a flush
 
     @classmethod
     def prepare(
@@ -218,7 +219,7 @@ class _Core:
             session = sessions[self.session_id] = Session(owner_id=self.owner_id)
         elif not session.owned_by(self.owner_id):
             error = AccessDenied(f"session {self.session_id!r} belongs to another owner")
-            self.failed(error)
+            self.refuse(error)
             raise error
         has_creds = False
         for name, entry in sorted(entries.items()):
@@ -249,6 +250,22 @@ class _Core:
         if not in_outage:
             logger.warning("%s; %d records kept pending", error, len(self.pending))
 
+    def refuse(self, error: AccessDenied) -> None:
+        """A refused write, as the real writer takes it: counted but not an outage, and what
+        was pending dropped and logged; the next flush raises it."""
+        self.counters.failed(error, outage=False)
+        self.last_error = error
+        dropped = len(self.pending)
+        self.pending.discard()
+        if dropped:
+            self.refused = AccessDenied(f"{error}; {dropped} saved records were dropped")
+        logger.error("%s; dropped %d saved records: no retry can fix a refusal", error, dropped)
+
+    def check_refused(self) -> None:
+        refused, self.refused = self.refused, None
+        if refused is not None:
+            raise refused
+
     def write_pending(self) -> None:
         """Write everything pending in one step (hold the store's lock, store up)."""
         seq, snapshot = self.pending.snapshot()
@@ -268,7 +285,7 @@ class _Core:
         with self.store.lock:
             if self.closed or not self.pending or self.down():
                 return
-            # A refused write is counted and logged by commit; it stays pending, flush tells.
+            # A refused write is counted, dropped and logged by commit; the next flush tells.
             with contextlib.suppress(WaauthError):
                 self.write_pending()
 
@@ -334,6 +351,7 @@ class _Core:
     def flushing(self, timeout: float | None) -> Steps[None]:
         """``flush``: write what is pending, through an outage for the budget or ``timeout``."""
         self.check_open()
+        self.check_refused()
         started = time.monotonic()
         if self.pending.durable < self.pending.seq:
             # As the real flush: it waits for the writer, whose write retries for the budget;
@@ -351,7 +369,8 @@ class _Core:
                     f"not written within {timeout} s" if timed_out else "a write failed"
                 ) from None
             except AccessDenied:
-                raise self.unflushed("a write failed") from None
+                self.check_refused()
+                raise
         self.counters.flushed(time.monotonic() - started)
 
     def unflushed(self, why: str) -> StoreUnavailable:

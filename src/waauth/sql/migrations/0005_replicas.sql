@@ -1,4 +1,4 @@
--- waauth schema version 3: replicas that share the sessions (waauth.Fleet).
+-- waauth schema version 5: replicas that share the sessions (waauth.Fleet).
 -- Each fleet process beats here every claim interval; the live ones (expires_at in the future)
 -- divide the active sessions between them. A row is only a heartbeat: who runs a session is
 -- still the lease's business alone.
