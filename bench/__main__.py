@@ -20,6 +20,7 @@ import psycopg
 from . import (
     creds_storm,
     data,
+    fleet,
     folders,
     keys,
     many_sessions,
@@ -33,7 +34,7 @@ from .context import Context, make_context, settle_disk
 from .machine import describe
 from .report import Row, Target, rows_table, targets_table
 
-WORKLOADS = ("W1", "W2", "R", "W3", "W4", "W6", "W7", "W5", "W9", "W8", "MEM")
+WORKLOADS = ("W1", "W2", "R", "W3", "W4", "W6", "W7", "W5", "W9", "W8", "MEM", "FLEET")
 STEPS: list[tuple[str, Callable[[Context], tuple[list[Row], list[Target]]]]] = [
     ("W1", keys.w1),
     ("W2", keys.w2),
@@ -121,6 +122,10 @@ class Run:
             if "MEM" in self.args.only:
                 self.progress("peak memory ...")
                 self.sections.append("## Peak memory\n\n" + memory.run(ctx))
+            if "FLEET" in self.args.only:
+                self.progress("FLEET ...")
+                rows = fleet.run(dsn)
+                self.sections.append("## FLEET: replicas\n\n" + table(fleet.HEADERS, rows))
         finally:
             ctx.node.close()
             ctx.conn.close()

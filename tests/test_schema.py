@@ -57,6 +57,16 @@ EXPECTED_PRIMARY_KEYS = {
     "sessions": ["session_id"],
     "records": ["session_id", "file_name"],
 }
+# 0003_replicas: the fleet's heartbeats.
+EXPECTED_COLUMNS["replicas"] = {
+    "replica_id": ("text", False),
+    "owner_id": ("text", True),
+    "host": ("text", False),
+    "pid": ("integer", False),
+    "started_at": ("timestamp with time zone", False),
+    "expires_at": ("timestamp with time zone", False),
+}
+EXPECTED_PRIMARY_KEYS["replicas"] = ["replica_id"]
 
 
 def columns(
@@ -109,7 +119,8 @@ def test_every_table_is_keyed_by_session_id_first(
     assert [
         table
         for table, cols in keys.items()
-        if table != "schema_version" and cols[0] != "session_id"
+        # schema_version and replicas hold no session data (Citus: reference tables)
+        if table not in ("schema_version", "replicas") and cols[0] != "session_id"
     ] == []
 
 

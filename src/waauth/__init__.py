@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import codec, config, layout
 from ._acompat import AsyncOpener
+from ._async.fleet import AsyncFleet
 from ._async.lease import AsyncLease
 from ._async.migrations import aenable_row_level_security, amigrate
 from ._async.mirror import AsyncMirror
@@ -11,6 +12,7 @@ from ._async.state import AsyncKeys, AsyncPostgresAuthState, alist_sessions, ama
 from ._async.verifying import averify_sessions
 from ._mirroring import MirrorStats
 from ._pending import Stats
+from ._sync.fleet import Fleet
 from ._sync.lease import Lease
 from ._sync.migrations import enable_row_level_security, migrate
 from ._sync.mirror import Mirror
@@ -60,6 +62,7 @@ __all__ = [
     "AccessDenied",
     "AppStateSyncKeyData",
     "AsyncAuthState",
+    "AsyncFleet",
     "AsyncKeys",
     "AsyncLease",
     "AsyncMirror",
@@ -72,6 +75,7 @@ __all__ = [
     "CorruptRecord",
     "DecryptionError",
     "Finding",
+    "Fleet",
     "IdentityConflict",
     "ImportResult",
     "IncompleteRestore",

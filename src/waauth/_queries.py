@@ -218,3 +218,85 @@ UPDATE {schema}.leases SET expires_at = now()
 WHERE session_id = %(session_id)s AND token = %(token)s
 """
 """A clean close frees the lease at once."""
+
+CLAIM_LEASES: Final = f"""
+WITH candidates AS MATERIALIZED (
+    SELECT s.session_id
+    FROM {{schema}}.sessions s
+    LEFT JOIN {{schema}}.leases l ON l.session_id = s.session_id
+    WHERE s.status = 'active' AND {_OWNED}
+      AND (l.session_id IS NULL OR l.expires_at <= now())
+      AND s.session_id <> ALL(%(exclude)b::text[])
+    -- Each replica walks the free sessions in an order of its own, so replicas claiming at
+    -- the same moment rarely reach for the same rows.
+    ORDER BY md5(s.session_id || %(replica)s::text)
+), free AS (
+    -- A session another claimer is taking right now is skipped, not waited for: claimers
+    -- that waited on each other's new rows in different orders would deadlock. The lock is
+    -- tried row by row until `limit` are taken (two-key advisory locks: a key space of
+    -- their own), and ends with the transaction.
+    SELECT c.session_id FROM candidates c
+    WHERE pg_try_advisory_xact_lock(hashtext('waauth.claim'), hashtext(c.session_id))
+    LIMIT %(limit)s
+)
+INSERT INTO {{schema}}.leases AS l
+    (session_id, owner_id, token, host, pid, acquired_at, expires_at)
+SELECT free.session_id, %(owner)s::text, {FENCE_FROM_CLOCK}, %(host)s, %(pid)s, now(),
+       now() + make_interval(secs => %(ttl)s)
+FROM free
+ON CONFLICT (session_id) DO UPDATE SET
+    -- As ACQUIRE_LEASE: larger than the row's last token, even if the clock went back.
+    token = greatest(l.token + 1, EXCLUDED.token),
+    owner_id = EXCLUDED.owner_id,
+    host = EXCLUDED.host,
+    pid = EXCLUDED.pid,
+    acquired_at = EXCLUDED.acquired_at,
+    expires_at = EXCLUDED.expires_at
+WHERE l.expires_at <= now()
+RETURNING l.session_id, l.token
+"""
+"""Take up to ``limit`` leases of active sessions that no live process holds, in one statement.
+
+Race-free through the lease insert itself: a session taken since the candidates were read is
+found live by ON CONFLICT (which re-checks the newest row version) and not returned. Claimers
+skip each other's sessions (SKIP LOCKED, with transaction advisory locks, as the rows to lock
+may not exist yet), so they never wait on or deadlock with each other, and no row lock is taken
+on ``sessions``, so a claim never deadlocks with a fenced write either."""
+
+REPLICA_BEAT: Final = f"""
+WITH me AS (
+    INSERT INTO {{schema}}.replicas AS r (replica_id, owner_id, host, pid, started_at, expires_at)
+    VALUES (
+        %(replica)s, %(owner)s::text, %(host)s, %(pid)s, now(),
+        now() + make_interval(secs => %(ttl)s)
+    )
+    ON CONFLICT (replica_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+    RETURNING 1
+), gone AS (
+    DELETE FROM {{schema}}.replicas r
+    WHERE r.expires_at < now() - interval '1 hour' AND r.replica_id <> %(replica)s
+    RETURNING 1
+)
+SELECT
+    -- the statement does not see its own insert: count the others, then this one
+    (SELECT count(*) FROM {{schema}}.replicas r
+     WHERE r.expires_at > now() AND r.replica_id <> %(replica)s
+       AND r.owner_id IS NOT DISTINCT FROM %(owner)s::text) + (SELECT count(*) FROM me),
+    (SELECT count(*) FROM {{schema}}.sessions s WHERE s.status = 'active' AND {_OWNED}),
+    (SELECT min(per.held) FROM (
+        SELECT count(l.session_id) AS held
+        FROM {{schema}}.replicas r
+        LEFT JOIN {{schema}}.leases l
+            ON l.host = r.host AND l.pid = r.pid AND l.expires_at > now()
+        WHERE r.expires_at > now() AND r.replica_id <> %(replica)s
+          AND r.owner_id IS NOT DISTINCT FROM %(owner)s::text
+        GROUP BY r.replica_id
+    ) per),
+    (SELECT count(*) FROM gone)
+"""
+"""A fleet replica's heartbeat: (live replicas of its owner scope, itself included; active
+sessions to share; the fewest live leases another live replica holds, NULL if none; dead
+replica rows swept)."""
+
+REPLICA_LEAVE: Final = "DELETE FROM {schema}.replicas WHERE replica_id = %(replica)s"
+"""A replica that stops cleanly leaves at once: the others count one fewer right away."""

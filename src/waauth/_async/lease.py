@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -61,7 +62,8 @@ class AsyncLeaseKeeper:
 
     def held(self) -> list[str]:
         """Sessions whose lease this process holds."""
-        return [s for s in self._tokens if s not in self._lost]
+        # A copy first: in the sync twin other threads take and free leases meanwhile.
+        return [s for s in list(self._tokens) if s not in self._lost]
 
     def is_lost(self, session_id: str) -> bool:
         """Whether the lease of ``session_id`` passed to another holder while held."""
@@ -166,7 +168,9 @@ class AsyncLeaseKeeper:
             await self._renew(held)
 
     async def _renew(self, held: list[str]) -> None:
-        params = {"sessions": held, "tokens": [self._tokens[s] for s in held], "ttl": self.ttl}
+        tokens = dict(self._tokens)  # a snapshot: a lease freed meanwhile is simply not renewed
+        held = [s for s in held if s in tokens]
+        params = {"sessions": held, "tokens": [tokens[s] for s in held], "ttl": self.ttl}
 
         async def renew(conn: AsyncConnection[Any]) -> set[str]:
             cur = await conn.execute(self._db.sql(_queries.RENEW_LEASES), params)
@@ -186,8 +190,50 @@ class AsyncLeaseKeeper:
             logger.warning("lease heartbeat failed (%s); retrying", type(exc).__name__)
             return
         for session_id in held:
-            if session_id not in renewed:
+            # Freed and taken again (a new token) while this beat ran: not lost.
+            if session_id not in renewed and self._tokens.get(session_id) == tokens[session_id]:
                 self.mark_lost(session_id)
+
+    async def claim(self, limit: int, *, exclude: Iterable[str] = (), order: str = "") -> list[str]:
+        """Take up to ``limit`` leases of active sessions that no live process holds.
+
+        One set-based statement (race-free: two processes claiming at once never get the same
+        session), scoped to the database's owner, never a session in ``exclude``. ``order``
+        seeds the order in which free sessions are tried (give each process its own). Returns
+        the sessions taken; their leases are then held and renewed like acquired ones.
+        """
+        if limit <= 0:
+            return []
+        params = {
+            "limit": limit,
+            "exclude": sorted(set(exclude)),
+            "replica": order,
+            "owner": self._db.owner_id,
+            "host": _HOST,
+            "pid": os.getpid(),
+            "ttl": self.ttl,
+        }
+
+        async def claim(conn: AsyncConnection[Any]) -> list[tuple[str, int]]:
+            cur = await conn.execute(self._db.sql(_queries.CLAIM_LEASES), params)
+            return [(str(row[0]), int(row[1])) for row in await cur.fetchall()]
+
+        taken = await self._db.run("claim sessions", claim)
+        for session_id, token in taken:
+            self._tokens[session_id] = token
+            self._lost.discard(session_id)
+        if taken and self._worker is None:
+            self._worker = aspawn(self._heartbeat, "waauth-lease-heartbeat")
+        if taken:
+            logger.info("claimed %d sessions (ttl %.0f s)", len(taken), self.ttl)
+        return [session_id for session_id, _ in taken]
+
+    async def renew_now(self) -> list[str]:
+        """Renew every held lease at once; return the sessions whose lease turned out lost."""
+        held = self.held()
+        if held:
+            await self._renew(held)
+        return [s for s in held if s in self._lost]
 
 
 class AsyncLease:

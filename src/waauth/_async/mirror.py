@@ -32,6 +32,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from watchfiles import awatch
 
+from .. import _folders
 from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_thread, task_alive
 from .._mirroring import MirrorStats, Tracker
 from ..encryption import Keyring
@@ -96,7 +97,10 @@ class AsyncMirror:
         watcher_backoff: float = 0.5,
         max_watcher_failures: int = 10,
         failing_retry: float = 30.0,
+        leases: AsyncLeaseKeeper | None = None,
     ) -> None:
+        """``leases`` shares a lease keeper (a fleet's): the mirror then writes under its
+        leases, and closes it on :meth:`stop`."""
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
                 f"keyring must be a waauth.Keyring, not {type(keyring).__name__}"
@@ -124,7 +128,9 @@ class AsyncMirror:
         self._broken_grace = broken_grace
         self._migrate = migrate
         # One runner per session: mirror only the sessions whose lease this process holds.
-        self._leases = AsyncLeaseKeeper(self._db, ttl=lease_ttl) if lease else None
+        if leases is None and lease:
+            leases = AsyncLeaseKeeper(self._db, ttl=lease_ttl)
+        self._leases = leases
         self._trackers: dict[str, Tracker] = {}
         self._last_push: dict[str, float] = {}
         self._lock = AsyncLock()
@@ -486,6 +492,43 @@ class AsyncMirror:
             logger.info("mirror: session %s is mirrored again", tracker.session_id)
         tracker.failing = None
         tracker.waiting_for_database = False
+
+    async def add_session(self, session_id: str, *, restored: bool = False) -> bool:
+        """Mirror one more folder from now on (a fleet's claim), pushing it at once.
+
+        Only for a mirror made with ``session_ids``. ``restored``: the folder was just
+        written from the database and nothing changed it since, so its files count as pushed
+        (no first full push). False if the push failed (the watcher tries again).
+        """
+        validate_session_id(session_id)
+        if self._only is None:
+            raise ConfigurationError("add_session needs a mirror made with session_ids")
+        self._only.add(session_id)
+        if not restored:
+            return session_id not in await self._push([session_id])
+        async with self._lock:
+            tracker = await self._tracker(session_id)
+            if tracker is not None:
+                tracker.pushed = (await ato_thread(_folders.scan, tracker.folder)).files
+                tracker.synced = True
+        return True
+
+    async def remove_session(self, session_id: str, *, push: bool = True) -> bool:
+        """Stop mirroring a folder, after a final push of it unless ``push`` is False.
+
+        False if that push failed: the folder then stays mirrored (nothing it holds is lost),
+        and the caller may try again. The session's lease is not freed here.
+        """
+        if push and session_id in await self._push([session_id]):
+            tracker = self._trackers.get(session_id)
+            if tracker is None or not tracker.broken:
+                return False
+        async with self._lock:
+            if self._only is not None:
+                self._only.discard(session_id)
+            self._trackers.pop(session_id, None)
+            self._last_push.pop(session_id, None)
+        return True
 
 
 def _undecodable(exc: BaseException) -> str | None:

@@ -22,8 +22,11 @@ from psycopg_pool import ConnectionPool
 
 from .. import _admin, _folders, layout
 from .. import verify as _verify
+from .._async.fleet import DEFAULT_CLAIM_INTERVAL, DEFAULT_START_RATE
+from .._async.lease import DEFAULT_TTL
 from .._mirroring import MirrorStats
 from .._sync.database import Database
+from .._sync.fleet import Fleet
 from .._sync.mirror import Mirror
 from .._sync.ops import read_records
 from .._sync.state import PostgresAuthState, list_sessions, materialize
@@ -54,6 +57,7 @@ from ._app import (
     line_start,
 )
 from ._app import exit_code as _exit_code
+from ._children import Children
 from ._embedded import DATA_DIR_ENV_VAR
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1218,6 +1222,110 @@ def health(app: App, *, metrics: tuple[str, int], timeout: float) -> int:
     for reason in verdict.reasons:
         (app.say if verdict.healthy else app.warn)(reason)
     return EXIT_OK if verdict.healthy else EXIT_ERROR
+
+
+# -- replicas ----------------------------------------------------------------------------------
+
+
+def _positive(name: str, default: float, metavar: str, help: str) -> Callable[[F], F]:
+    """An option taking a number > 0, its default shown."""
+    return click.option(
+        name,
+        type=click.FloatRange(min=0, min_open=True),
+        default=default,
+        show_default=True,
+        metavar=metavar,
+        help=help,
+    )
+
+
+@cli.command(short_help="Run a share of the stored sessions, one child process each.")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--exec",
+    "template",
+    required=True,
+    metavar="COMMAND",
+    help="Run for each claimed session; {session} and {folder} are replaced.",
+)
+@click.option("--owner", help="Only this owner's sessions.")
+@click.option(
+    "--max-sessions", type=click.IntRange(min=1), metavar="N", help="Hold at most N sessions."
+)
+@_positive("--lease-ttl", DEFAULT_TTL, "SECONDS", "How long a dead replica blocks its sessions.")
+@_positive("--claim-interval", DEFAULT_CLAIM_INTERVAL, "SECONDS", "Seconds between claim rounds.")
+@_positive("--start-rate", DEFAULT_START_RATE, "N", "Sessions started per second, at most.")
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="SIGKILL a child this long after SIGTERM.",
+)
+@_positive("--window", 1.0, "SECONDS", "At most one push per session per window.")
+@click.pass_obj
+def fleet(
+    app: App,
+    *,
+    root: Path,
+    template: str,
+    owner: str | None,
+    max_sessions: int | None,
+    lease_ttl: float,
+    claim_interval: float,
+    start_rate: float,
+    stop_timeout: float,
+    window: float,
+) -> int:
+    """Be one replica of a fleet: claim a share of the stored sessions, run COMMAND for each.
+
+    Each claimed session is restored into ROOT/<id>/ and mirrored while held; COMMAND runs
+    once per session (e.g. 'node bot.js {session}'; WAAUTH_SESSION and WAAUTH_SESSION_DIR are
+    set too) and is stopped with SIGTERM (SIGKILL after --stop-timeout), then its folder
+    pushed, when the session is handed over or lost. SIGTERM or Ctrl-C stops every child,
+    pushes and frees the leases, so that the next replica claims them at once.
+    """
+    if "{session}" not in template and "{folder}" not in template:
+        raise click.BadParameter("COMMAND must name {session} or {folder}", param_hint="--exec")
+    keyring = app.keyring()
+    app.ensure_schema()
+    children = Children(template, stop_timeout=stop_timeout)
+    stop = threading.Event()
+    try:
+        with app.signals.stop_on_signal(stop):
+            replica = Fleet(
+                app.dsn,
+                root,
+                keyring=keyring,
+                on_claimed=children.claimed,
+                on_lost=children.lost,
+                owner_id=owner,
+                schema=app.schema,
+                retry=app.retry,
+                lease_ttl=lease_ttl,
+                claim_interval=claim_interval,
+                max_sessions=max_sessions,
+                start_rate=start_rate,
+                window=window,
+                migrate=False,
+            )
+            replica.start()
+            try:
+                app.note(
+                    f"fleet replica {replica.replica_id}: running a share of the sessions "
+                    f"under {root} (SIGTERM stops the children, pushes and frees the leases)"
+                )
+                while not stop.wait(3600):
+                    pass
+            finally:
+                stop.set()
+                children.stop_all()  # every child at once; the fleet then pushes and frees
+                replica.stop()
+    finally:
+        children.close()
+    app.note("fleet replica stopped: every child stopped, every lease freed")
+    return EXIT_OK
 
 
 # -- global options after the subcommand --------------------------------------------------------
