@@ -365,6 +365,17 @@ class FolderScan:
     """Entries that are not records (dotfiles, other files, subfolders)."""
 
 
+def vanished(folder: Path, name: str) -> bool:
+    """Whether record ``name`` is really gone: neither it nor Baileys' ``.tmp`` / ``.bak`` of it.
+
+    A directory listing taken while files are renamed can miss an entry that moved (readdir
+    is not a snapshot); a look-up by name cannot, and at every step of Baileys' atomic write one
+    of the three names exists. So a record missing from a scan is deleted only if this says so.
+    """
+    base = os.fspath(folder / name)
+    return not any(os.path.lexists(base + suffix) for suffix in ("", *_COMPANION_SUFFIXES))
+
+
 def companion_of(name: str) -> str | None:
     """The record that ``X.json.tmp`` / ``X.json.bak`` (Baileys' atomic writer) belongs to."""
     for suffix in _COMPANION_SUFFIXES:

@@ -96,7 +96,13 @@ class Tracker:
         gone = (
             []
             if not self.synced
-            else [name for name in self.pushed if name not in current and name not in absent]
+            else [
+                name
+                for name in self.pushed
+                if name not in current
+                and name not in absent
+                and _folders.vanished(self.folder, name)
+            ]
         )
         if not changed and not gone and self.synced:
             return None

@@ -74,7 +74,7 @@ class Mirror:
     ``broken_grace`` seconds.
 
     ``root`` may be relative: it is made absolute once, here. A failed watcher is restarted
-    after ``watcher_backoff`` seconds, doubling up to :data:`MAX_BACKOFF`, and given up after
+    after ``watcher_backoff`` seconds, doubling up to ``MAX_BACKOFF`` (30 s), and given up after
     ``max_watcher_failures`` failures in a row. A session that cannot be mirrored is tried
     again every ``failing_retry`` seconds.
     """
