@@ -158,7 +158,14 @@ class BlockParser:
 
 def sybil(**kwargs: object) -> Sybil:
     """The Sybil that collects the pages' blocks (for the root conftest)."""
-    return Sybil(parsers=[BlockParser()], patterns=list(PAGES), path=str(ROOT), **kwargs)  # type: ignore[arg-type]
+    return Sybil(
+        parsers=[BlockParser()],
+        patterns=list(PAGES),
+        # Path.match anchors on the right: "README.md" alone would take tests/interop's too.
+        excludes=["*/*/README.md", "*/*/*/README.md"],
+        path=str(ROOT),
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def blocks(page: str | Path) -> Iterator[Block]:
