@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from . import codec, config, layout
 from ._acompat import AsyncOpener
 from ._async.fleet import AsyncFleet
@@ -54,6 +56,10 @@ from .types import (
     TcToken,
 )
 from .verify import Finding, SessionVerdict, VerifyReport
+
+# A library logs and never configures logging: without a handler of the application's, the
+# `waauth` logger (and its children: waauth.writer, waauth.lease, waauth.mirror, ...) is quiet.
+logging.getLogger("waauth").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0.dev0"
 

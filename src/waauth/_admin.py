@@ -50,7 +50,7 @@ __all__ = [
     "session_detail",
 ]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.admin")
 
 BATCH_SIZE: Final = 500
 """Rows per transaction for rotation and checks: short locks, few round trips."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.writer")
 
 EXIT_TIMEOUT: Final = 10.0
 """Seconds the states still open at exit have, in all, to write what is pending."""

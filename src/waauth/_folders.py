@@ -26,7 +26,7 @@ import orjson
 from . import _records, codec, layout
 from .errors import CorruptRecord, InvalidInput, WaauthError
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.folders")
 
 FOLDER_MODE: Final = 0o700
 FILE_MODE: Final = 0o600

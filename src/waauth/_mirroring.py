@@ -18,7 +18,7 @@ from . import _folders, _records, codec, layout
 from .encryption import Keyring
 from .errors import CorruptRecord
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.mirror")
 
 
 @dataclass
@@ -158,7 +158,11 @@ class Tracker:
         if name not in self.reported:
             self.reported.add(name)
             logger.warning(
-                "mirror of session %s: %s: %s", self.session_id, _folders.shown(name), why
+                "mirror of session %s: %s: %s",
+                self.session_id,
+                _folders.shown(name),
+                why,
+                extra={"session_id": self.session_id, "file_name": _folders.shown(name)},
             )
 
     def _report_odd(self, odd: dict[str, str]) -> None:

@@ -53,7 +53,7 @@ __all__ = [
     "read_key_file",
 ]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.config")
 
 DSN_ENV_VARS: Final = ("WAAUTH_DSN", "DATABASE_URL")
 KEYS_ENV_VAR: Final = "WAAUTH_KEYS"

@@ -24,7 +24,7 @@ from .errors import ConfigurationError
 
 __all__ = ["EmbeddedPostgres"]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.embedded")
 
 # Unix socket paths are limited to about 107 bytes, and the socket lives in the data folder.
 _MAX_DATA_DIR_LENGTH = 80

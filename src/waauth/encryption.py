@@ -32,7 +32,7 @@ from .errors import ConfigurationError, DecryptionError
 
 __all__ = ["KEYS_ENV_VAR", "PLAINTEXT_ENV_VAR", "Keyring"]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.encryption")
 
 _KEY_SIZE: Final = 32
 _KEY_ID_SIZE: Final = 8

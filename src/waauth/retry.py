@@ -30,7 +30,7 @@ from .errors import (
 
 __all__ = ["DEFAULT_POLICY", "RetryPolicy", "cause", "is_retryable", "server_refused", "translate"]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.retry")
 
 _RETRYABLE_SQLSTATES: Final = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
 # libpq reports a server's refusal at connect time without a SQLSTATE; these refusals pass.

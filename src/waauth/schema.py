@@ -25,7 +25,7 @@ from .errors import ConfigurationError, SchemaError
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "Migration", "check_version", "migrations"]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.schema")
 
 DEFAULT_SCHEMA: Final = "waauth"
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")

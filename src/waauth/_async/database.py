@@ -38,7 +38,7 @@ from ..errors import ConfigurationError, WaauthError
 from ..schema import DEFAULT_SCHEMA, check_schema_name, check_version, render
 from .migrations import acurrent_version, amigrate
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.database")
 
 T = TypeVar("T")
 
@@ -368,4 +368,12 @@ def _log_retry(doing: str, details: Any, secrets: tuple[str, ...]) -> None:
         f" [{sqlstate}]" if sqlstate else "",
         retry.cause(exc, secrets=secrets) if exc is not None else "",
         details["wait"],
+        # Fields for structured logging (structlog, JSON handlers): never a secret.
+        extra={
+            "operation": doing,
+            "attempt": details["tries"],
+            "delay": details["wait"],
+            "error": type(exc).__name__,
+            "sqlstate": sqlstate,
+        },
     )

@@ -39,7 +39,7 @@ from .lease import DEFAULT_TTL, AsyncLeaseKeeper
 from .mirror import AsyncMirror
 from .state import amaterialize
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.fleet")
 
 DEFAULT_CLAIM_INTERVAL = 5.0
 """Seconds between two claim rounds: a dead replica's sessions run again within the lease TTL

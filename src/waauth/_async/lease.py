@@ -34,7 +34,7 @@ from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from .database import AsyncDatabase, Operation
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.lease")
 
 DEFAULT_TTL = 30.0
 """Seconds a lease outlives its last heartbeat: how long a crashed holder blocks a session."""
@@ -81,7 +81,9 @@ class AsyncLeaseKeeper:
         if session_id in self._tokens and session_id not in self._lost:
             self._lost.add(session_id)
             logger.error(
-                "session %s: the lease passed to another holder; stopped writing", session_id
+                "session %s: the lease passed to another holder; stopped writing",
+                session_id,
+                extra={"session_id": session_id},
             )
 
     async def acquire(self, session_id: str, *, wait: float = 0.0) -> int:
@@ -111,7 +113,13 @@ class AsyncLeaseKeeper:
         self._lost.discard(session_id)
         if self._worker is None:
             self._worker = aspawn(self._heartbeat, "waauth-lease-heartbeat")
-        logger.info("session %s: lease taken (token %d, ttl %.0f s)", session_id, token, self.ttl)
+        logger.info(
+            "session %s: lease taken (token %d, ttl %.0f s)",
+            session_id,
+            token,
+            self.ttl,
+            extra={"session_id": session_id, "token": token},
+        )
         return token
 
     def _take(self, params: dict[str, Any]) -> Operation[tuple[int | None, tuple[Any, ...] | None]]:
@@ -142,7 +150,7 @@ class AsyncLeaseKeeper:
             await conn.execute(self._db.sql(_queries.RELEASE_LEASE), params)
 
         await self._db.run(f"free the lease of session {session_id!r}", release)
-        logger.info("session %s: lease freed", session_id)
+        logger.info("session %s: lease freed", session_id, extra={"session_id": session_id})
 
     async def close(self) -> None:
         """Free every lease and stop the heartbeat."""

@@ -21,7 +21,7 @@ from ..schema import (
     version_table,
 )
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.schema")
 
 
 async def acurrent_version(conn: AsyncConnection[Any], schema: str = DEFAULT_SCHEMA) -> int:

@@ -371,11 +371,21 @@ class AsyncMirror:
             await self._leases.acquire(tracker.session_id)
         except AccessDenied as exc:  # another owner's session: refused before any lease
             tracker.refused = str(exc)
-            logger.error("mirror: not mirroring session %s: %s", tracker.session_id, exc)
+            logger.error(
+                "mirror: not mirroring session %s: %s",
+                tracker.session_id,
+                exc,
+                extra={"session_id": tracker.session_id},
+            )
             return False
         except LeaseHeld as exc:
             if tracker.held_elsewhere is None:
-                logger.warning("mirror: not mirroring %s for now: %s", tracker.session_id, exc)
+                logger.warning(
+                    "mirror: not mirroring %s for now: %s",
+                    tracker.session_id,
+                    exc,
+                    extra={"session_id": tracker.session_id},
+                )
             tracker.held_elsewhere = str(exc)
             return False
         tracker.held_elsewhere = None
@@ -413,7 +423,12 @@ class AsyncMirror:
                     # The database is away: every tick tries again (flush() raises meanwhile).
                     tracker.waiting_for_database = True
                     self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
-                    logger.warning("mirror: session %s not pushed yet: %s", name, exc)
+                    logger.warning(
+                        "mirror: session %s not pushed yet: %s",
+                        name,
+                        exc,
+                        extra={"session_id": name, "error": type(exc).__name__},
+                    )
                     retry = True
                 except Exception as exc:  # one session's trouble never stops the others
                     self._fail(tracker, exc)
@@ -447,6 +462,7 @@ class AsyncMirror:
                 tracker.session_id,
                 reason,
                 self._failing_retry,
+                extra={"session_id": tracker.session_id, "error": type(exc).__name__},
             )
             logger.debug("mirror: session %s failed", tracker.session_id, exc_info=True)
         tracker.failing = reason
@@ -471,7 +487,9 @@ class AsyncMirror:
             return True
         except (IdentityConflict, AccessDenied) as exc:  # no retry can fix these: not an outage
             tracker.refused = str(exc)
-            logger.error("mirror: not mirroring session %s: %s", name, exc)
+            logger.error(
+                "mirror: not mirroring session %s: %s", name, exc, extra={"session_id": name}
+            )
             return True
         tracker.done(plan)
         self._recovered(tracker)
@@ -489,7 +507,11 @@ class AsyncMirror:
 
     def _recovered(self, tracker: Tracker) -> None:
         if tracker.failing is not None:
-            logger.info("mirror: session %s is mirrored again", tracker.session_id)
+            logger.info(
+                "mirror: session %s is mirrored again",
+                tracker.session_id,
+                extra={"session_id": tracker.session_id},
+            )
         tracker.failing = None
         tracker.waiting_for_database = False
 

@@ -22,7 +22,7 @@ from ..verify import SessionVerdict, StoredRow, VerifyReport, check_session, uns
 from .database import AsyncDatabase
 from .state import _listing
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.verify")
 
 BATCH_SIZE: Final = 500
 """Rows per statement: few round trips, bounded memory."""

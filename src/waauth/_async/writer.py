@@ -46,7 +46,7 @@ from .ops import write_batch
 
 T = TypeVar("T")
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.writer")
 
 # How often a waiting flush checks that the worker is still alive.
 _LIVENESS_CHECK = 1.0
@@ -67,6 +67,7 @@ class AsyncWriter:
         self._db = db
         self._lease = lease
         self._session_id = session_id
+        self._fields = {"session_id": session_id}  # `extra` of every log line about it
         self._keyring = keyring
         self._window = window
         self._pending = Pending()
@@ -239,6 +240,7 @@ class AsyncWriter:
             "writing %d pending records",
             self._session_id,
             len(self._pending),
+            extra=self._fields,
         )
         await call_within(self._write_pending, EXIT_TIMEOUT)
         if self._pending:
@@ -246,6 +248,7 @@ class AsyncWriter:
                 "session %s: the event loop ended with %d saved records not written",
                 self._session_id,
                 len(self._pending),
+                extra=self._fields,
             )
 
     def _due_in(self) -> float | None:
@@ -309,7 +312,12 @@ class AsyncWriter:
                 self._last_error = exc
                 self._cond.notify_all()
             if not in_outage:
-                logger.warning("%s; %d records kept pending", exc, len(entries))
+                logger.warning(
+                    "%s; %d records kept pending",
+                    exc,
+                    len(entries),
+                    extra={**self._fields, "error": type(exc).__name__},
+                )
             raise
         recovered = self._counters.outage_started is not None
         self._counters.wrote(len(batch), batch.has_creds)
@@ -319,6 +327,7 @@ class AsyncWriter:
                 self._session_id,
                 len(batch),
                 self._counters.stats.last_recovery_seconds or 0.0,
+                extra=self._fields,
             )
 
     async def _refuse(self, exc: AccessDenied) -> None:
@@ -331,4 +340,9 @@ class AsyncWriter:
             if dropped:  # saves the caller of this write did not make: the next flush says so
                 self._refused = AccessDenied(f"{exc}; {dropped} saved records were dropped")
             self._cond.notify_all()
-        logger.error("%s; dropped %d saved records: no retry can fix a refusal", exc, dropped)
+        logger.error(
+            "%s; dropped %d saved records: no retry can fix a refusal",
+            exc,
+            dropped,
+            extra={**self._fields, "error": type(exc).__name__},
+        )

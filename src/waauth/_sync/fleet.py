@@ -41,7 +41,7 @@ from .lease import DEFAULT_TTL, LeaseKeeper
 from .mirror import Mirror
 from .state import materialize
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.fleet")
 
 DEFAULT_CLAIM_INTERVAL = 5.0
 """Seconds between two claim rounds: a dead replica's sessions run again within the lease TTL

@@ -35,7 +35,7 @@ from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from .database import Database, Operation
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.lease")
 
 DEFAULT_TTL = 30.0
 """Seconds a lease outlives its last heartbeat: how long a crashed holder blocks a session."""
@@ -82,7 +82,9 @@ class LeaseKeeper:
         if session_id in self._tokens and session_id not in self._lost:
             self._lost.add(session_id)
             logger.error(
-                "session %s: the lease passed to another holder; stopped writing", session_id
+                "session %s: the lease passed to another holder; stopped writing",
+                session_id,
+                extra={"session_id": session_id},
             )
 
     def acquire(self, session_id: str, *, wait: float = 0.0) -> int:
@@ -112,7 +114,13 @@ class LeaseKeeper:
         self._lost.discard(session_id)
         if self._worker is None:
             self._worker = spawn(self._heartbeat, "waauth-lease-heartbeat")
-        logger.info("session %s: lease taken (token %d, ttl %.0f s)", session_id, token, self.ttl)
+        logger.info(
+            "session %s: lease taken (token %d, ttl %.0f s)",
+            session_id,
+            token,
+            self.ttl,
+            extra={"session_id": session_id, "token": token},
+        )
         return token
 
     def _take(self, params: dict[str, Any]) -> Operation[tuple[int | None, tuple[Any, ...] | None]]:
@@ -143,7 +151,7 @@ class LeaseKeeper:
             conn.execute(self._db.sql(_queries.RELEASE_LEASE), params)
 
         self._db.run(f"free the lease of session {session_id!r}", release)
-        logger.info("session %s: lease freed", session_id)
+        logger.info("session %s: lease freed", session_id, extra={"session_id": session_id})
 
     def close(self) -> None:
         """Free every lease and stop the heartbeat."""

@@ -23,7 +23,7 @@ from ..schema import (
     version_table,
 )
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.schema")
 
 
 def current_version(conn: Connection[Any], schema: str = DEFAULT_SCHEMA) -> int:

@@ -51,7 +51,7 @@ from .lease import DEFAULT_TTL, LeaseKeeper, alease_holder, held_error
 from .ops import check_written, guarded_write, load_creds, read_records
 from .writer import Writer
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.state")
 
 DEFAULT_WINDOW = 1.0
 """Seconds over which ``save_creds`` calls coalesce: at most one creds write a second, and a

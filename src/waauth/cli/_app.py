@@ -33,7 +33,7 @@ from ..retry import RetryPolicy
 from ..schema import DEFAULT_SCHEMA, SCHEMA_VERSION, check_version
 from . import _embedded
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.cli")
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.fleet")
 
 RESTART_DELAY = 5.0
 """Seconds before a child that exited on its own is started again (its session is still held)."""

@@ -242,7 +242,7 @@ class _FirstRetryOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         # The retry line of waauth.Database, which names the driver's reason:
         # "%s: attempt %d failed (%s%s: %s), retrying in %.2f s"
-        if record.name == "waauth" and str(record.msg).startswith("%s: attempt %d failed"):
+        if record.name.startswith("waauth") and str(record.msg).startswith("%s: attempt %d failed"):
             return isinstance(record.args, tuple) and record.args[1:2] == (1,)
         return True
 
@@ -1161,7 +1161,7 @@ def _record_restore(root: Path, seconds: float, sessions: int) -> None:
         temp.write_text(data, encoding="utf-8")
         temp.replace(root / RESTORE_FILE)
     except OSError as exc:  # a metric is not worth failing a restore
-        logging.getLogger("waauth").warning("could not record the restore time: %s", exc)
+        logging.getLogger("waauth.cli").warning("could not record the restore time: %s", exc)
 
 
 def _read_restore(root: Path) -> tuple[float, int] | None:
@@ -1187,7 +1187,7 @@ def _serve_metrics(
         collector.observe_restore(*restore)
     registry.register(collector)
     server = metrics.serve(*address, registry, mirror, max_pending=max_pending)
-    logging.getLogger("waauth").info("metrics on http://%s:%d/metrics", *server.address)
+    logging.getLogger("waauth.cli").info("metrics on http://%s:%d/metrics", *server.address)
     stop: Callable[[], None] = server.close
     return stop
 

@@ -58,7 +58,7 @@ from ._store import InMemoryStore, Record, Session, shared_store
 
 __all__ = ["AsyncInMemoryAuthState", "AsyncInMemoryKeys", "InMemoryAuthState", "InMemoryKeys"]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.testing")
 
 T = TypeVar("T")
 

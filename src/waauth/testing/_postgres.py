@@ -30,7 +30,7 @@ from ..sessions import MaterializeReport, SessionInfo
 
 __all__ = ["DSN_ENV_VAR", "PostgresSandbox", "postgres_sandbox", "postgres_server"]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.testing")
 
 DSN_ENV_VAR: Final = "WAAUTH_TEST_DSN"
 """The server tests use when set (a libpq connection string or URL)."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InMemoryStore", "reset_shared_stores", "shared_store"]
 
-logger = logging.getLogger("waauth")
+logger = logging.getLogger("waauth.testing")
 
 
 @dataclass
