@@ -23,7 +23,9 @@ def main() -> int:
     marker = Path(folder) / MARKER
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    Path(pids, f"{session_id}.pid").write_text(f"{os.getpid()} {name}")
+    # Written aside, then renamed: the test reads these files while bots start.
+    Path(pids, f"{session_id}.pid.tmp").write_text(f"{os.getpid()} {name}")
+    os.replace(Path(pids, f"{session_id}.pid.tmp"), Path(pids, f"{session_id}.pid"))
     n = 0
     while not stopping:
         n += 1
