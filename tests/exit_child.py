@@ -10,13 +10,15 @@ python tests/exit_child.py HOW DSN SCHEMA SESSION KEY
     async-exit   the same in asyncio.run(main()), returning without close()
     async-raise  asyncio.run(main()) that raises
     down         waits for a line on stdin (the test stops the database), then sys.exit(0)
-    Prints "saved" once the pending save is made.
+    Prints "saved" once the pending save is made. Logs to stderr, as a bot that configured
+    logging does (waauth's own logger has only a NullHandler).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
 import warnings
 from typing import Any
@@ -74,4 +76,5 @@ async def amain(how: str, dsn: str, schema: str, session_id: str, keyring: Keyri
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
     main()
