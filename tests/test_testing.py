@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg_pool
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -32,6 +33,7 @@ from waauth.testing import (
     sample_session,
     shared_store,
 )
+from waauth.testing._memory import open_now
 
 from . import docblocks
 from .golden import golden
@@ -262,7 +264,7 @@ async def test_async_state_needs_no_running_loop() -> None:
     """The fixture's way of opening an async state works outside a loop, and the state serves
     one loop after another."""
     store = InMemoryStore()
-    state = await asyncio.to_thread(AsyncInMemoryAuthState._open_now, store, "s")
+    state = await asyncio.to_thread(open_now, store, "s")
 
     async def use(i: int) -> Any:
         await state.keys.set({"pre-key": {str(i): {"v": i}}})
@@ -283,7 +285,8 @@ async def test_open_in_a_store_outage() -> None:
     async with AsyncInMemoryAuthState.open(store, "s", retry=SHORT) as state:
         state.creds = fake_creds()
         await state.save_creds()
-    with outage(store), pytest.raises(StoreUnavailable, match="open session 's'"):
+    # The schema is checked first, as on Postgres: that is what an outage stops.
+    with outage(store), pytest.raises(StoreUnavailable, match="open schema 'waauth'"):
         await AsyncInMemoryAuthState.open(store, "s", retry=SHORT)
     outage(store, seconds=0.2)
     started = time.monotonic()
@@ -297,16 +300,18 @@ async def test_open_in_a_store_outage() -> None:
             other.creds = fake_creds(1)
             await other.save_creds()
             assert (state.stats().pending, other.stats().pending) == (1, 1)
-        # Ending the outage writes what every state of the store had pending.
+        # Once the outage ends, every state of the store writes what it had pending.
+        await state.flush()
+        await other.flush()
         assert (state.stats().pending, other.stats().pending) == (0, 0)
         assert codec.decode(store.files("s")["creds.json"])["nextPreKeyId"] == 2
         await other.close()
 
 
 async def test_waiting_never_blocks_the_event_loop() -> None:
-    """While an async keys.set waits for an outage to end, other tasks run; it returns as soon
-    as the outage ends, well before its next backoff step."""
-    slow = RetryPolicy(budget=30, initial_delay=5, max_delay=5)
+    """While an async keys.set waits for an outage to end, other tasks run; it returns at its
+    first retry after the outage ends."""
+    slow = RetryPolicy(budget=30, initial_delay=0.5, max_delay=0.5)
     async with AsyncInMemoryAuthState.open(InMemoryStore(), "s", retry=slow) as state:
         down = outage(state)
         ticks = 0
@@ -336,6 +341,7 @@ def test_overlapping_outages() -> None:
     second.end()
     second.end()
     assert repr(second) == "<Outage ended>"
+    state.flush()
     assert state.stats().pending == 0
     state.close()
     with outage(state):  # a closed state: nothing to do, nothing raised
@@ -447,3 +453,50 @@ def test_plugin_is_off_unless_enabled(example: pytest.Pytester) -> None:
     example.makeconftest('pytest_plugins = ["waauth.testing.plugin"]')
     result = example.runpytest(*entry, "-p", "waauth.testing.plugin", "test_bot.py")
     result.assert_outcomes(passed=2)
+
+
+# -- the in-memory back end ----------------------------------------------------------------------
+
+
+async def test_a_pool_names_a_shared_store_as_its_conninfo_does() -> None:
+    """A bot that opens its states on one pool (as docs/auth-state.md recommends) runs
+    unchanged on the in-memory classes: the pool names the store its conninfo names."""
+    dsn = "postgresql://bot@db/bot"
+    with (
+        psycopg_pool.ConnectionPool(dsn, open=False) as pool,
+        InMemoryAuthState.open(pool, "s") as state,
+    ):
+        state.creds = fake_creds()
+        state.save_creds()
+    apool = psycopg_pool.AsyncConnectionPool(dsn, open=False)
+    async with AsyncInMemoryAuthState.open(apool, "s") as again:
+        assert again.creds == fake_creds()
+        assert again.store is shared_store(dsn)
+    with pytest.raises(waauth.ConfigurationError, match="not int"):
+        InMemoryAuthState.open(42, "s")  # type: ignore[arg-type]
+
+
+def test_the_library_functions_run_on_a_store(tmp_path: Path) -> None:
+    """materialize, list_sessions and Lease take a store as their source; what needs
+    PostgreSQL itself says so instead of doing something else."""
+    store = InMemoryStore()
+    with InMemoryAuthState.open(store, "s") as state:
+        state.import_folder(sample_session())
+    report = waauth.materialize(store, tmp_path, keyring=Keyring.plaintext())
+    assert sorted(report.written) == ["s"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()} == store.files("s")
+    assert [info.session_id for info in waauth.list_sessions(store)] == ["s"]
+    with waauth.Lease(store, "s") as lease:
+        assert lease.token is not None
+        with pytest.raises(waauth.LeaseHeld):
+            InMemoryAuthState.open(store, "s", lease=True)
+    source: Any = store
+    with pytest.raises(waauth.ConfigurationError, match="does not run this statement"):
+        waauth.verify_sessions(source, keyring=Keyring.plaintext())
+
+
+def test_a_schema_never_created_is_reported_as_on_postgres() -> None:
+    """migrate=False on a store whose schema was never created: the SchemaError Postgres
+    gives, not a state on nothing."""
+    with pytest.raises(waauth.SchemaError, match=r"run waauth\.migrate"):
+        InMemoryAuthState.open(InMemoryStore(), "s", migrate=False)

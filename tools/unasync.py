@@ -37,7 +37,7 @@ SUBSTITUTIONS = [
         r"\ba(list_sessions|migrate|current_version|enable_row_level_security|materialize|verify_sessions)\b",
         r"\1",
     ),
-    (r"\ba(condition_wait|lock_acquire|spawn|join|to_thread|pool_scope)\b", r"\1"),
+    (r"\ba(condition_wait|lock_acquire|spawn|join|to_thread|pool_scope|connection)\b", r"\1"),
     (r"\basyncio\.sleep\b", "time.sleep"),
     (r"\bawatch\b", "watch"),
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 import os
@@ -77,6 +78,10 @@ class Keyring:
         account. Every use logs a warning.
         """
         logger.warning("waauth is storing WhatsApp credentials WITHOUT encryption")
+        return cls._unencrypted()
+
+    @classmethod
+    def _unencrypted(cls) -> Keyring:
         ring = cls.__new__(cls)
         ring._by_id = {}
         ring._primary_id = None
@@ -212,3 +217,10 @@ def _parse_key(key: bytes | str, position: int) -> bytes:
             + _HOW_TO_MAKE_A_KEY
         )
     return decoded
+
+
+@functools.cache
+def plaintext_keyring() -> Keyring:
+    """The plaintext keyring of ``waauth.testing``'s in-memory states, made without the warning
+    of :meth:`Keyring.plaintext`: nothing they store leaves the process."""
+    return Keyring._unencrypted()

@@ -24,7 +24,6 @@ from types import TracebackType
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from .. import _queries
 from .._acompat import AsyncCondition, AsyncWorker, acondition_wait, ajoin, aspawn
@@ -32,7 +31,7 @@ from ..errors import AccessDenied, ConfigurationError, LeaseHeld, LeaseLost
 from ..layout import validate_session_id
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
-from .database import AsyncDatabase, Operation
+from .database import AsyncDatabase, AsyncSource, Operation
 
 logger = logging.getLogger("waauth.lease")
 
@@ -256,7 +255,7 @@ class AsyncLease:
 
     def __init__(
         self,
-        source: str | AsyncConnectionPool[Any],
+        source: AsyncSource,
         session_id: str,
         *,
         ttl: float = DEFAULT_TTL,

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from .. import _exit, _folders, _queries, _records, codec, layout
 from .._acompat import (
@@ -34,23 +33,18 @@ from ..errors import (
     StoreUnavailable,
     WaauthError,
 )
+from ..protocols import AsyncSignalKeyStore
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
-from ..types import (
-    AppStateSyncKeyData,
-    KeyPair,
-    LTHashState,
-    SenderKeyMemory,
-    SessionRecord,
-    TcToken,
-)
-from .database import AsyncDatabase, Operation
+from .database import AsyncDatabase, AsyncSource, Operation
 from .lease import DEFAULT_TTL, AsyncLeaseKeeper, alease_holder, held_error
 from .ops import check_written, guarded_write, load_creds, read_records
 from .writer import AsyncWriter
 
 logger = logging.getLogger("waauth.state")
+
+S = TypeVar("S", bound="AsyncPostgresAuthState")
 
 DEFAULT_WINDOW = 1.0
 """Seconds over which ``save_creds`` calls coalesce: at most one creds write a second, and a
@@ -93,7 +87,7 @@ class AsyncPostgresAuthState:
     @classmethod
     def open(
         cls,
-        source: str | AsyncConnectionPool[Any],
+        source: AsyncSource,
         session_id: str,
         *,
         keyring: Keyring,
@@ -111,7 +105,9 @@ class AsyncPostgresAuthState:
         """Open session ``session_id`` and load its creds.
 
         ``source`` is a conninfo string (waauth then keeps a pool of up to ``pool_size``
-        connections and closes it with the state) or a pool of yours (never closed by waauth).
+        connections, shared by the states of the process on that conninfo, and closed with
+        the last of them) or a pool of yours (never closed by waauth); in tests, also a
+        :class:`waauth.testing.InMemoryStore`.
         With ``owner_id``, the state only ever sees and writes that owner's session.
         ``migrate`` creates or upgrades the schema when needed. ``retry`` says how long an
         operation keeps trying while the database is away.
@@ -150,8 +146,8 @@ class AsyncPostgresAuthState:
 
     @classmethod
     async def _open(
-        cls,
-        source: str | AsyncConnectionPool[Any],
+        cls: type[S],
+        source: AsyncSource,
         session_id: str,
         *,
         keyring: Keyring,
@@ -165,7 +161,7 @@ class AsyncPostgresAuthState:
         lease: bool,
         lease_ttl: float,
         lease_wait: float,
-    ) -> AsyncPostgresAuthState:
+    ) -> S:
         layout.validate_session_id(session_id)
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
@@ -196,7 +192,6 @@ class AsyncPostgresAuthState:
             await db.close()
             raise
         writer = AsyncWriter(db, session_id, keyring, window=window, lease=keeper)
-        writer.start()
         logger.info(
             "opened session %s (%s)", session_id, "stored creds" if creds else "no creds yet"
         )
@@ -384,7 +379,14 @@ class AsyncPostgresAuthState:
             self._closed = True
             await self._parts.shut()
 
-    async def __aenter__(self) -> AsyncPostgresAuthState:
+    def _drop(self) -> None:
+        """Close at once, without the final flush (``waauth.testing``'s fixtures, whose test may
+        have left an outage on): what is pending is dropped, as when the process dies."""
+        _exit.untrack(self._writer)
+        self._closed = True
+        self._writer.drop()
+
+    async def __aenter__(self: S) -> S:
         return self
 
     async def __aexit__(
@@ -479,46 +481,7 @@ class AsyncKeys:
     def __init__(self, state: AsyncPostgresAuthState) -> None:
         self._state = state
 
-    @overload
-    async def get(
-        self, type: Literal["pre-key"], ids: Iterable[str]
-    ) -> dict[str, KeyPair | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["session"], ids: Iterable[str]
-    ) -> dict[str, SessionRecord | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["sender-key", "identity-key"], ids: Iterable[str]
-    ) -> dict[str, bytes | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["sender-key-memory"], ids: Iterable[str]
-    ) -> dict[str, SenderKeyMemory | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["app-state-sync-key"], ids: Iterable[str]
-    ) -> dict[str, AppStateSyncKeyData | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["app-state-sync-version"], ids: Iterable[str]
-    ) -> dict[str, LTHashState | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["lid-mapping"], ids: Iterable[str]
-    ) -> dict[str, str | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["device-list"], ids: Iterable[str]
-    ) -> dict[str, list[str] | None]: ...
-    @overload
-    async def get(
-        self, type: Literal["tctoken"], ids: Iterable[str]
-    ) -> dict[str, TcToken | None]: ...
-    @overload
-    async def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]: ...
-
-    async def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
+    async def _get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
         """``{id: value}`` for every id asked; ``None`` for ids not stored. One query."""
         state = self._state
         state._check_open()
@@ -542,6 +505,13 @@ class AsyncKeys:
             for name, sealed in rows:
                 values[name] = _records.open_record(state._keyring, state.session_id, name, sealed)
         return {key_id: values.get(name) for key_id, name in names.items()}
+
+    if TYPE_CHECKING:
+        # Typed per key type (``keys.get("pre-key", ids)``: ``dict[str, KeyPair | None]``),
+        # declared once, in the protocol.
+        get = AsyncSignalKeyStore.get
+    else:
+        get = _get
 
     async def set(self, data: Mapping[str, Mapping[str, Any]]) -> None:
         """Store ``{type: {id: value}}``; a falsy value deletes. One transaction, one statement.
@@ -568,7 +538,7 @@ class AsyncKeys:
 
 
 async def amaterialize(
-    source: str | AsyncConnectionPool[Any],
+    source: AsyncSource,
     root: str | os.PathLike[str],
     *,
     keyring: Keyring,
@@ -667,7 +637,7 @@ async def _restore_one(
 
 
 async def alist_sessions(
-    source: str | AsyncConnectionPool[Any],
+    source: AsyncSource,
     *,
     owner_id: str | None = None,
     status: str | None = None,

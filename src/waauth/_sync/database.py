@@ -2,15 +2,17 @@
 # Edit the async source, then run: python tools/unasync.py
 """Where the database is and how to talk to it: connections, retries, owner scope.
 
-An :class:`Database` is made from a conninfo string or from the caller's pool (used, never
-closed). The databases of one process (one event loop, in async code) opened on the same
-conninfo share one pool, refcounted: made by the first to open, closed by the last to close, and
-bounded by the largest ``pool_size`` asked for, however many sessions use it. A bot with a
-thousand sessions then holds a handful of connections, not a thousand.
+An :class:`Database` is made from a conninfo string, from the caller's pool (used, never
+closed), or from another storage back end (a :class:`~waauth._backend.Backend`, such as
+``waauth.testing.InMemoryStore``). The databases of one process (one event loop, in async
+code) opened on the same conninfo share one pool, refcounted: made by the first to open, closed
+by the last to close, and bounded by the largest ``pool_size`` asked for, however many sessions
+use it. A bot with a thousand sessions then holds a handful of connections, not a thousand.
 
 :meth:`Database.run` is the one boundary through which every statement passes: it takes a
 connection, retries what the retry policy says is retryable (each attempt on a fresh
 connection), and turns driver errors into waauth errors, keeping the driver's as ``__cause__``.
+Everything above it is the same code whatever the back end.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 import backoff
@@ -33,6 +35,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import _hooks, retry
+from .._backend import Backend
 from .._compat import Lock, pool_scope
 from .._queries import SET_OWNER
 from ..config import check_conninfo
@@ -45,6 +48,9 @@ logger = logging.getLogger("waauth.database")
 T = TypeVar("T")
 
 Operation = Callable[[Connection[Any]], T]
+
+Source = str | ConnectionPool[Any] | Backend
+"""Where a database is: a conninfo string, a pool of the caller's, or another back end."""
 
 CHECK_AFTER_IDLE: Final = 5.0
 """Seconds a pooled connection may sit idle and still be handed out without a check.
@@ -60,7 +66,7 @@ class Database:
 
     def __init__(
         self,
-        source: str | ConnectionPool[Any],
+        source: Source,
         *,
         schema: str = DEFAULT_SCHEMA,
         owner_id: str | None = None,
@@ -76,6 +82,7 @@ class Database:
         self._name = name
         self._conninfo: str | None = None
         self._pool: ConnectionPool[Any] | None = None
+        self.backend: Backend | None = None
         self._shared: _Shared | None = None
         self._secrets: tuple[str, ...] = ()
         if isinstance(source, str):
@@ -84,6 +91,8 @@ class Database:
             self._secrets = _passwords(source)
         elif isinstance(source, ConnectionPool):
             self._pool = source
+        elif isinstance(source, Backend):
+            self.backend = source
         else:
             raise ConfigurationError(
                 "expected a conninfo string or a psycopg_pool.ConnectionPool, "
@@ -105,7 +114,7 @@ class Database:
         """
         prepare = self._prepare_schema(migrate)
         doing = f"open schema {self.schema!r}"
-        if self._conninfo is None or not self._pool_size:
+        if self._conninfo is None or not self._pool_size:  # a pool of the caller's, a back end
             self.run(doing, prepare)
             return
         self._shared = shared = _pools().join(self, self._conninfo, self._pool_size, doing, prepare)
@@ -138,7 +147,9 @@ class Database:
 
     def _prepare_schema(self, upgrade: bool) -> Operation[None]:
         def prepare(conn: Connection[Any]) -> None:
-            if upgrade:
+            if self.backend is not None:
+                self.backend.prepare(self.schema, migrate=upgrade)
+            elif upgrade:
                 migrate(conn, self.schema)
             else:
                 check_version(current_version(conn, self.schema), self.schema)
@@ -164,6 +175,10 @@ class Database:
                 connect_timeout=max(1, round(self.policy.connect_timeout)),
             ) as conn:
                 yield conn
+        elif self.backend is not None:
+            with self.backend.connection(self.schema) as conn:
+                # Not a psycopg connection: one with the methods waauth's operations use.
+                yield cast(Connection[Any], conn)
         else:
             raise WaauthError("the database connection is closed")
 
@@ -247,7 +262,10 @@ class Database:
         return None
 
     def __repr__(self) -> str:
-        where = "conninfo" if self._conninfo is not None else "caller's pool"
+        if self.backend is not None:
+            where = self.backend.describe()
+        else:
+            where = "conninfo" if self._conninfo is not None else "caller's pool"
         return f"<{type(self).__name__} schema={self.schema!r} via {where}>"
 
 

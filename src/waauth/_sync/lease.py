@@ -25,7 +25,6 @@ from types import TracebackType
 from typing import Any
 
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
 
 from .. import _queries
 from .._compat import Condition, Worker, condition_wait, join, spawn
@@ -33,7 +32,7 @@ from ..errors import AccessDenied, ConfigurationError, LeaseHeld, LeaseLost
 from ..layout import validate_session_id
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
-from .database import Database, Operation
+from .database import Database, Operation, Source
 
 logger = logging.getLogger("waauth.lease")
 
@@ -257,7 +256,7 @@ class Lease:
 
     def __init__(
         self,
-        source: str | ConnectionPool[Any],
+        source: Source,
         session_id: str,
         *,
         ttl: float = DEFAULT_TTL,

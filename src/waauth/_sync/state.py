@@ -14,10 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
 
 from .. import _exit, _folders, _queries, _records, codec, layout
 from .._compat import (
@@ -35,23 +34,18 @@ from ..errors import (
     StoreUnavailable,
     WaauthError,
 )
+from ..protocols import SignalKeyStore
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
-from ..types import (
-    AppStateSyncKeyData,
-    KeyPair,
-    LTHashState,
-    SenderKeyMemory,
-    SessionRecord,
-    TcToken,
-)
-from .database import Database, Operation
+from .database import Database, Operation, Source
 from .lease import DEFAULT_TTL, LeaseKeeper, alease_holder, held_error
 from .ops import check_written, guarded_write, load_creds, read_records
 from .writer import Writer
 
 logger = logging.getLogger("waauth.state")
+
+S = TypeVar("S", bound="PostgresAuthState")
 
 DEFAULT_WINDOW = 1.0
 """Seconds over which ``save_creds`` calls coalesce: at most one creds write a second, and a
@@ -94,7 +88,7 @@ class PostgresAuthState:
     @classmethod
     def open(
         cls,
-        source: str | ConnectionPool[Any],
+        source: Source,
         session_id: str,
         *,
         keyring: Keyring,
@@ -112,7 +106,9 @@ class PostgresAuthState:
         """Open session ``session_id`` and load its creds.
 
         ``source`` is a conninfo string (waauth then keeps a pool of up to ``pool_size``
-        connections and closes it with the state) or a pool of yours (never closed by waauth).
+        connections, shared by the states of the process on that conninfo, and closed with
+        the last of them) or a pool of yours (never closed by waauth); in tests, also a
+        :class:`waauth.testing.InMemoryStore`.
         With ``owner_id``, the state only ever sees and writes that owner's session.
         ``migrate`` creates or upgrades the schema when needed. ``retry`` says how long an
         operation keeps trying while the database is away.
@@ -151,8 +147,8 @@ class PostgresAuthState:
 
     @classmethod
     def _open(
-        cls,
-        source: str | ConnectionPool[Any],
+        cls: type[S],
+        source: Source,
         session_id: str,
         *,
         keyring: Keyring,
@@ -166,7 +162,7 @@ class PostgresAuthState:
         lease: bool,
         lease_ttl: float,
         lease_wait: float,
-    ) -> PostgresAuthState:
+    ) -> S:
         layout.validate_session_id(session_id)
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
@@ -195,7 +191,6 @@ class PostgresAuthState:
             db.close()
             raise
         writer = Writer(db, session_id, keyring, window=window, lease=keeper)
-        writer.start()
         logger.info(
             "opened session %s (%s)", session_id, "stored creds" if creds else "no creds yet"
         )
@@ -379,7 +374,14 @@ class PostgresAuthState:
             self._closed = True
             self._parts.shut()
 
-    def __enter__(self) -> PostgresAuthState:
+    def _drop(self) -> None:
+        """Close at once, without the final flush (``waauth.testing``'s fixtures, whose test may
+        have left an outage on): what is pending is dropped, as when the process dies."""
+        _exit.untrack(self._writer)
+        self._closed = True
+        self._writer.drop()
+
+    def __enter__(self: S) -> S:
         return self
 
     def __exit__(
@@ -474,40 +476,7 @@ class Keys:
     def __init__(self, state: PostgresAuthState) -> None:
         self._state = state
 
-    @overload
-    def get(self, type: Literal["pre-key"], ids: Iterable[str]) -> dict[str, KeyPair | None]: ...
-    @overload
-    def get(
-        self, type: Literal["session"], ids: Iterable[str]
-    ) -> dict[str, SessionRecord | None]: ...
-    @overload
-    def get(
-        self, type: Literal["sender-key", "identity-key"], ids: Iterable[str]
-    ) -> dict[str, bytes | None]: ...
-    @overload
-    def get(
-        self, type: Literal["sender-key-memory"], ids: Iterable[str]
-    ) -> dict[str, SenderKeyMemory | None]: ...
-    @overload
-    def get(
-        self, type: Literal["app-state-sync-key"], ids: Iterable[str]
-    ) -> dict[str, AppStateSyncKeyData | None]: ...
-    @overload
-    def get(
-        self, type: Literal["app-state-sync-version"], ids: Iterable[str]
-    ) -> dict[str, LTHashState | None]: ...
-    @overload
-    def get(self, type: Literal["lid-mapping"], ids: Iterable[str]) -> dict[str, str | None]: ...
-    @overload
-    def get(
-        self, type: Literal["device-list"], ids: Iterable[str]
-    ) -> dict[str, list[str] | None]: ...
-    @overload
-    def get(self, type: Literal["tctoken"], ids: Iterable[str]) -> dict[str, TcToken | None]: ...
-    @overload
-    def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]: ...
-
-    def get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
+    def _get(self, type: str, ids: Iterable[str]) -> dict[str, Any]:
         """``{id: value}`` for every id asked; ``None`` for ids not stored. One query."""
         state = self._state
         state._check_open()
@@ -531,6 +500,13 @@ class Keys:
             for name, sealed in rows:
                 values[name] = _records.open_record(state._keyring, state.session_id, name, sealed)
         return {key_id: values.get(name) for key_id, name in names.items()}
+
+    if TYPE_CHECKING:
+        # Typed per key type (``keys.get("pre-key", ids)``: ``dict[str, KeyPair | None]``),
+        # declared once, in the protocol.
+        get = SignalKeyStore.get
+    else:
+        get = _get
 
     def set(self, data: Mapping[str, Mapping[str, Any]]) -> None:
         """Store ``{type: {id: value}}``; a falsy value deletes. One transaction, one statement.
@@ -557,7 +533,7 @@ class Keys:
 
 
 def materialize(
-    source: str | ConnectionPool[Any],
+    source: Source,
     root: str | os.PathLike[str],
     *,
     keyring: Keyring,
@@ -654,7 +630,7 @@ def _restore_one(
 
 
 def list_sessions(
-    source: str | ConnectionPool[Any],
+    source: Source,
     *,
     owner_id: str | None = None,
     status: str | None = None,

@@ -82,10 +82,19 @@ class Writer:
         self._last_write = float("-inf")
         self._closing = False
         self._worker: Worker | None = None
+        self._working = False  # a worker runs and will see new saves (set under ``_cond``)
 
-    def start(self) -> None:
-        """Start the background worker."""
-        self._worker = spawn(self._work, f"waauth-writer:{self._session_id}")
+    def _wake_worker(self) -> None:
+        """Start the background worker if it is not running (hold ``_cond``).
+
+        It runs only while something is pending, and ends once everything is written: an open
+        state that saves nothing holds no task (no thread, in the sync twin), and a state can
+        be opened before the event loop it is used in runs (a plain pytest fixture)."""
+        if self._pending and not self._closing and not self._working:
+            # The flag, not the task's liveness: a worker that has just decided to end (under
+            # ``_cond``) is still alive for a moment, and would never see this save.
+            self._working = True
+            self._worker = spawn(self._work, f"waauth-writer:{self._session_id}")
 
     def stats(self) -> Stats:
         """The persistence figures so far."""
@@ -103,6 +112,7 @@ class Writer:
         with self._cond:
             for name, (key_type, key_id, data) in planned.items():
                 self._pending.put(name, key_type, key_id, data, account)
+            self._wake_worker()
             self._cond.notify_all()
 
     def saved_creds(self) -> None:
@@ -163,6 +173,7 @@ class Writer:
             target = self._pending.seq
             failures = self._failed_attempts
             self._flush_target = max(self._flush_target, target)
+            self._wake_worker()
             self._cond.notify_all()
             while self._pending.durable < target:
                 self._check_lease()
@@ -204,6 +215,11 @@ class Writer:
         if self._worker is not None:
             join(self._worker, timeout)
 
+    def drop(self) -> None:
+        """Forget what is pending and let the worker end (the state is dropped unflushed)."""
+        self._closing = True
+        self._pending.discard()
+
     def _work(self) -> None:
         try:
             while True:
@@ -212,7 +228,10 @@ class Writer:
                         if self._closing or self._lease_lost():
                             return
                         wait = self._due_in()
-                        if wait is not None and wait <= 0:
+                        if wait is None:
+                            self._working = False  # all written: the next save starts one
+                            return
+                        if wait <= 0:
                             break
                         condition_wait(self._cond, wait)
                 if not self._write_pending():

@@ -1,7 +1,8 @@
 """What bot developers need to test their own code: no database for unit tests, one for the rest.
 
-- :class:`InMemoryAuthState` / :class:`AsyncInMemoryAuthState`: the API and semantics of
-  ``PostgresAuthState`` / ``AsyncPostgresAuthState`` on an :class:`InMemoryStore`.
+- :class:`InMemoryAuthState` / :class:`AsyncInMemoryAuthState`: ``PostgresAuthState`` /
+  ``AsyncPostgresAuthState`` themselves, on an :class:`InMemoryStore` (a storage back end
+  that runs waauth's statements in the process) instead of a database.
 - :func:`outage`: make a state (in-memory or Postgres) live through a database outage.
 - :func:`fake_creds`, :func:`fake_key`, :func:`fake_keys`, :func:`fake_pre_keys`: deterministic
   values in Baileys' exact shapes; :func:`sample_session`: a session folder made by Baileys.

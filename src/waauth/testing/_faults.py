@@ -1,4 +1,4 @@
-"""Simulated database outages for users' tests: :func:`outage` and the waiting it causes.
+"""Simulated database outages for users' tests: :func:`outage`.
 
 An :class:`Outage` makes the database look away to the states and stores it is given, until it
 ends (leaving a ``with`` block, :meth:`Outage.end`, or after ``seconds``). What the states do
@@ -7,17 +7,15 @@ returning with the creds pending, a write-through ``keys.set`` retries for the r
 then raises :class:`~waauth.StoreUnavailable`, ``flush`` raises with ``pending``, and what is
 pending lands when the outage ends.
 
-The in-memory states ask :func:`is_down` before every access to their store. A Postgres state
-cannot be asked, so a hook before each of its database's attempts fails them as a lost
-connection would, with a retryable ``OperationalError``: the real retry loop, stats, logs and
-write-behind writer then run exactly as in an outage.
+A hook before each attempt of a database (the one place every statement passes through) fails
+the attempt as a lost connection would, with a retryable ``OperationalError``, while an outage
+of that database, or of the in-memory store under it, is on. Everything around it (the retry
+loop, the counting, the translation to ``StoreUnavailable``, the write-behind writer) is the
+real code, for Postgres and in-memory states alike: they are the same classes.
 """
 
 from __future__ import annotations
 
-import abc
-import asyncio
-import contextlib
 import threading
 import time
 import weakref
@@ -27,89 +25,16 @@ from typing import Any
 
 import psycopg
 
-from .. import _hooks, retry
+from .. import _hooks
 from .._async.state import AsyncPostgresAuthState
 from .._sync.state import PostgresAuthState
-from ..errors import InvalidInput, WaauthError
+from ..errors import InvalidInput
+from ._store import InMemoryStore
 
-__all__ = ["Outage", "OutageTarget", "outage"]
+__all__ = ["Outage", "outage"]
 
 SIMULATED = "the database is away (simulated by waauth.testing.outage)"
 """The message of the driver error a simulated outage raises (no SQLSTATE: retryable)."""
-
-
-class OutageTarget(abc.ABC):
-    """An in-memory store or state: something an :class:`Outage` can be aimed at."""
-
-    @abc.abstractmethod
-    def _attach_outage(self, outage: Outage) -> None:
-        """From now on, the database looks away while ``outage`` is active."""
-
-    @abc.abstractmethod
-    def _detach_outage(self, outage: Outage) -> None:
-        """``outage`` is over for this target."""
-
-    @abc.abstractmethod
-    def _outage_ended(self) -> None:
-        """Write what is pending, if the database is back (called after the detach)."""
-
-
-class _Signal:
-    """Wakes every waiter, in threads or in event loops, when an outage ends.
-
-    Waiters read :meth:`generation` before they check whether the store is down, and wait only
-    while it has not changed, so an outage that ends between the check and the wait is not
-    missed.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._generation = 0
-        self._futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-
-    def generation(self) -> int:
-        with self._cond:
-            return self._generation
-
-    def fire(self) -> None:
-        with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
-            futures, self._futures = self._futures, []
-        for loop, future in futures:
-            # Outages may end in a timer thread: resolve each future in its own loop.
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, future)
-
-    def wait(self, seen: int, timeout: float) -> None:
-        """Block until the generation moves past ``seen``, or ``timeout`` seconds."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._generation != seen, max(timeout, 0.0))
-
-    async def await_(self, seen: int, timeout: float) -> None:
-        """The asyncio twin of :meth:`wait`; never blocks the event loop."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._cond:
-            if self._generation != seen:
-                return
-            self._futures.append((loop, future))
-        try:
-            await asyncio.wait_for(future, max(timeout, 0.0))
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            with self._cond:
-                if (loop, future) in self._futures:
-                    self._futures.remove((loop, future))
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-SIGNAL = _Signal()
 
 
 class Outage:
@@ -128,11 +53,10 @@ class Outage:
         self._ended = False
         self._ends_at = None if seconds is None else time.monotonic() + seconds
         self._attached: list[Callable[[], None]] = []
-        self._landings: list[Callable[[], None]] = []
         self._timer: threading.Timer | None = None
         try:
             for target in targets:
-                self._attach(target)
+                self._attach(_where(target))
         except BaseException:
             self.end()
             raise
@@ -141,21 +65,12 @@ class Outage:
             self._timer.daemon = True  # never keeps a test run alive
             self._timer.start()
 
-    def _attach(self, target: object) -> None:
-        db = _postgres_database(target)
-        if db is not None:
-            _attach_postgres(db, self)
-            self._attached.append(lambda: _detach_postgres(db, self))
-            return
-        if not isinstance(target, OutageTarget):
-            raise InvalidInput(
-                "outage() takes auth states (in-memory or Postgres) and InMemoryStore objects, "
-                f"not {type(target).__name__}"
-            )
-        memory = target
-        memory._attach_outage(self)
-        self._attached.append(lambda: memory._detach_outage(self))
-        self._landings.append(memory._outage_ended)
+    def _attach(self, where: object) -> None:
+        with _lock:
+            _outages.setdefault(where, []).append(self)
+            if _fail_if_down not in _hooks.attempt_hooks:
+                _hooks.attempt_hooks.append(_fail_if_down)
+        self._attached.append(lambda: _detach(where, self))
 
     @property
     def active(self) -> bool:
@@ -171,22 +86,18 @@ class Outage:
         return None if self._ends_at is None else max(0.0, self._ends_at - time.monotonic())
 
     def end(self) -> None:
-        """End the outage: in-memory states write what is pending at once; Postgres states
-        write it on their writer's next attempt (``flush()`` waits for it)."""
+        """End the outage: each state writes what is pending on its writer's next attempt
+        (``flush()`` waits for it)."""
         with self._lock:
             if self._ended:
                 return
             self._ended = True
             timer = self._timer
             detach, self._attached = self._attached, []
-            landings, self._landings = self._landings, []
         if timer is not None:
             timer.cancel()
         for undo in detach:
             undo()
-        for land in landings:
-            land()
-        SIGNAL.fire()
 
     def __enter__(self) -> Outage:
         return self
@@ -226,65 +137,39 @@ def outage(*targets: object, seconds: float | None = None) -> Outage:
     return Outage(targets, seconds)
 
 
-def is_down(outages: list[Outage]) -> bool:
-    """Whether any of ``outages`` is still on."""
-    return any(o.active for o in outages)
-
-
-def next_end(outages: list[Outage]) -> float | None:
-    """Seconds until the first of ``outages`` ends by itself, if any has a duration."""
-    ends = [left for o in outages if (left := o.remaining()) is not None]
-    return min(ends) if ends else None
-
-
-def simulated_error(doing: str) -> WaauthError:
-    """The :class:`~waauth.StoreUnavailable` a real state raises once its budget is spent on an
-    outage, with the same message and a driver error as its cause."""
-    cause = psycopg.OperationalError(SIMULATED)
-    error = retry.translate(cause, doing, gave_up=True)
-    error.__cause__ = cause
-    return error
-
-
-# -- Postgres states ----------------------------------------------------------------------------
-
-
-def _postgres_database(target: object) -> Any:
-    """The database object of a Postgres auth state, or None for anything else."""
+def _where(target: object) -> object:
+    """What an outage of ``target`` is attached to: a state's database, or a store."""
     if isinstance(target, PostgresAuthState | AsyncPostgresAuthState):
         return target._db
-    return None
+    if isinstance(target, InMemoryStore):
+        return target
+    raise InvalidInput(
+        "outage() takes auth states (in-memory or Postgres) and InMemoryStore objects, "
+        f"not {type(target).__name__}"
+    )
 
 
-# Outages of Postgres states, by database object: a hook on the database's attempts (the one
-# place every statement passes through) fails while an outage is on; everything around it (the
-# retry loop, ``on_retry`` counting, the translation to ``StoreUnavailable``, the write-behind
-# writer) is the real code.
-_postgres_outages: weakref.WeakKeyDictionary[Any, list[Outage]] = weakref.WeakKeyDictionary()
-_postgres_lock = threading.Lock()
+# The outages on, by database object or store; the hook runs only while one is attached.
+_outages: weakref.WeakKeyDictionary[Any, list[Outage]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
-def _attach_postgres(db: Any, outage: Outage) -> None:
-    with _postgres_lock:
-        _postgres_outages.setdefault(db, []).append(outage)
-        if _fail_if_down not in _hooks.attempt_hooks:
-            _hooks.attempt_hooks.append(_fail_if_down)
-
-
-def _detach_postgres(db: Any, outage: Outage) -> None:
-    with _postgres_lock:
-        outages = _postgres_outages.get(db, [])
+def _detach(where: object, outage: Outage) -> None:
+    with _lock:
+        outages = _outages.get(where, [])
         if outage in outages:
             outages.remove(outage)
         if not outages:
-            _postgres_outages.pop(db, None)
-        if not _postgres_outages and _fail_if_down in _hooks.attempt_hooks:
+            _outages.pop(where, None)
+        if not _outages and _fail_if_down in _hooks.attempt_hooks:
             _hooks.attempt_hooks.remove(_fail_if_down)
 
 
 def _fail_if_down(db: object) -> None:
-    """Fail an attempt as a lost connection would, while an outage of its database is on."""
-    with _postgres_lock:
-        outages = list(_postgres_outages.get(db, ()))
-    if is_down(outages):
+    """Fail an attempt as a lost connection would, while an outage of its database (or of the
+    store under it) is on."""
+    backend = getattr(db, "backend", None)
+    with _lock:
+        outages = [*_outages.get(db, ()), *(_outages.get(backend, ()) if backend else ())]
+    if any(o.active for o in outages):
         raise psycopg.OperationalError(SIMULATED)

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._memory import AsyncInMemoryAuthState, InMemoryAuthState
+from ._memory import AsyncInMemoryAuthState, InMemoryAuthState, open_now
 from ._postgres import PostgresSandbox, postgres_sandbox, postgres_server
 from ._store import InMemoryStore, reset_shared_stores
 
@@ -47,18 +47,19 @@ def waauth_state(waauth_store: InMemoryStore) -> Iterator[InMemoryAuthState]:
     state = InMemoryAuthState.open(waauth_store, SESSION_ID)
     yield state
     # No final flush: an outage the test left on must not fail (or slow down) the teardown.
-    state._core.close_now()
+    state._drop()
 
 
 @pytest.fixture
 def async_waauth_state(waauth_store: InMemoryStore) -> Iterator[AsyncInMemoryAuthState]:
     """An ``AsyncInMemoryAuthState`` of a new session (``test-session``) on ``waauth_store``.
 
-    A plain fixture: the state holds nothing bound to an event loop.
+    A plain fixture: the state is opened with no event loop running; its writer starts in the
+    test's event loop, at the first save.
     """
-    state = AsyncInMemoryAuthState._open_now(waauth_store, SESSION_ID)
+    state = open_now(waauth_store, SESSION_ID)
     yield state
-    state._core.close_now()
+    state._drop()
 
 
 @pytest.fixture(autouse=True)
