@@ -33,6 +33,7 @@ SUBSTITUTIONS = [
     (r"\bawait ", ""),
     (r"\b__a(enter|exit)__\b", r"__\1__"),
     (r"\b_acompat\b", "_compat"),
+    (r"\b_async\.", "_sync."),  # imports from outside the package (PAIRS below)
     (
         r"\ba(list_sessions|migrate|current_version|enable_row_level_security|materialize|verify_sessions)\b",
         r"\1",
@@ -43,10 +44,16 @@ SUBSTITUTIONS = [
 ]
 ASYNC_ONLY = re.compile(r"^.*# async only\n", re.MULTILINE)
 
+# Async sources outside _async, each generated beside itself: waauth.testing's in-memory states
+# (they build on the states, so they live above them, in waauth.testing).
+TESTING = ROOT / "src" / "waauth" / "testing"
+PAIRS = [(TESTING / "_async_memory.py", TESTING / "_sync_memory.py")]
 
-def header(name: str) -> str:
+
+def header(source: Path) -> str:
+    name = source.relative_to(ROOT / "src").as_posix()
     return (
-        f"# WARNING: generated from waauth/_async/{name} by tools/unasync.py; do not edit.\n"
+        f"# WARNING: generated from {name} by tools/unasync.py; do not edit.\n"
         "# Edit the async source, then run: python tools/unasync.py\n"
     )
 
@@ -58,11 +65,11 @@ def unasync(text: str) -> str:
     return text
 
 
-def ruff(text: str, name: str) -> str:
+def ruff(text: str, target: Path) -> str:
     """Sort imports, drop unused ones and format, as the lint step expects."""
     for args in (["check", "--fix-only", "--select", "I,F401", "--quiet"], ["format", "--quiet"]):
         text = subprocess.run(
-            [sys.executable, "-m", "ruff", *args, "--stdin-filename", str(TARGET / name), "-"],
+            [sys.executable, "-m", "ruff", *args, "--stdin-filename", str(target), "-"],
             input=text,
             capture_output=True,
             text=True,
@@ -79,8 +86,10 @@ def generate() -> dict[Path, str]:
         if source.name == "__init__.py":
             text = '"""The sync implementation, generated from ``waauth/_async``."""\n'
         else:
-            text = header(source.name) + unasync(text)
-        out[TARGET / source.name] = ruff(text, source.name)
+            text = header(source) + unasync(text)
+        out[TARGET / source.name] = ruff(text, TARGET / source.name)
+    for source, target in PAIRS:
+        out[target] = ruff(header(source) + unasync(source.read_text(encoding="utf-8")), target)
     return out
 
 

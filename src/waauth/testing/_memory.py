@@ -1,8 +1,8 @@
 """``InMemoryAuthState`` and ``AsyncInMemoryAuthState``: the Postgres states on an in-memory store.
 
 They are ``PostgresAuthState`` / ``AsyncPostgresAuthState`` themselves (subclasses that only
-choose the store; see ``waauth/_async/memory.py``), so the contract suite
-(``tests/test_contract.py``) runs the same code four times, over two back ends.
+choose the store: ``_async_memory.py``, and ``_sync_memory.py`` generated from it), so the
+contract suite (``tests/test_contract.py``) runs the same code four times, over two back ends.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._async.database import AsyncSource
-from .._async.memory import AsyncInMemoryAuthState, AsyncInMemoryKeys
-from .._sync.memory import InMemoryAuthState, InMemoryKeys
 from ..errors import WaauthError
+from ._async_memory import AsyncInMemoryAuthState, AsyncInMemoryKeys
+from ._sync_memory import InMemoryAuthState, InMemoryKeys
 
 __all__ = [
     "AsyncInMemoryAuthState",

@@ -11,14 +11,14 @@ out): the rows never leave the process.
 from __future__ import annotations
 
 from .._acompat import AsyncOpener
+from .._async.database import AsyncSource
+from .._async.lease import DEFAULT_TTL
+from .._async.state import DEFAULT_WINDOW, AsyncKeys, AsyncPostgresAuthState
 from ..encryption import Keyring, plaintext_keyring
 from ..errors import ConfigurationError
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
-from ..testing._store import InMemoryStore, store_of
-from .database import AsyncSource
-from .lease import DEFAULT_TTL
-from .state import DEFAULT_WINDOW, AsyncKeys, AsyncPostgresAuthState
+from ._store import InMemoryStore, store_of
 
 AsyncInMemoryKeys = AsyncKeys
 """``state.keys`` of an in-memory state: the Postgres class's own."""

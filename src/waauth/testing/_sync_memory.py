@@ -1,4 +1,4 @@
-# WARNING: generated from waauth/_async/memory.py by tools/unasync.py; do not edit.
+# WARNING: generated from waauth/testing/_async_memory.py by tools/unasync.py; do not edit.
 # Edit the async source, then run: python tools/unasync.py
 """The in-memory states of ``waauth.testing``: the Postgres states' own code on an in-memory store.
 
@@ -12,14 +12,14 @@ out): the rows never leave the process.
 
 from __future__ import annotations
 
+from .._sync.database import Source
+from .._sync.lease import DEFAULT_TTL
+from .._sync.state import DEFAULT_WINDOW, Keys, PostgresAuthState
 from ..encryption import Keyring, plaintext_keyring
 from ..errors import ConfigurationError
 from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
-from ..testing._store import InMemoryStore, store_of
-from .database import Source
-from .lease import DEFAULT_TTL
-from .state import DEFAULT_WINDOW, Keys, PostgresAuthState
+from ._store import InMemoryStore, store_of
 
 InMemoryKeys = Keys
 """``state.keys`` of an in-memory state: the Postgres class's own."""
