@@ -513,12 +513,14 @@ class Keys:
         state._check_open()
         names = _records.names_for(type, ids)
         values: dict[str, Any] = {}
-        # Saved but not yet written (throttled keys): read your own writes.
-        for name in set(names.values()):
-            entry = state._writer.lookup(name)
-            if entry is not None:
-                values[name] = None if entry.data is None else codec.decode(entry.data)
-        wanted = sorted(set(names.values()) - values.keys())
+        wanted = list(set(names.values()))
+        if state._writer.pending():
+            # Saved but not yet written (throttled keys): read your own writes.
+            for name in wanted:
+                entry = state._writer.lookup(name)
+                if entry is not None:
+                    values[name] = None if entry.data is None else codec.decode(entry.data)
+            wanted = [name for name in wanted if name not in values]
         if wanted:
             params = {"session_id": state.session_id, "owner": state.owner_id, "names": wanted}
 
@@ -528,8 +530,7 @@ class Keys:
                     return cur.fetchall()
 
             rows = state._db.run(f"keys.get {type} for session {state.session_id!r}", op)
-            for name, sealed in rows:
-                values[name] = _records.open_record(state._keyring, state.session_id, name, sealed)
+            values.update(_records.open_records(state._keyring, state.session_id, rows))
         return {key_id: values.get(name) for key_id, name in names.items()}
 
     def set(self, data: Mapping[str, Mapping[str, Any]]) -> None:
