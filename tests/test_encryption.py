@@ -147,3 +147,50 @@ def test_plaintext_is_explicit_and_loud(caplog: pytest.LogCaptureFixture) -> Non
     migrating = Keyring([Keyring.generate_key()], accept_plaintext=True)
     assert migrating.decrypt(stored, session_id=SESSION, file_name=FILE) == SECRET
     assert migrating.needs_rotation(stored)
+
+
+def test_many_at_once_are_the_single_calls() -> None:
+    """encrypt_many seals each value as encrypt does (fresh nonce, bound to its own file);
+    decrypt_many opens what either made, in order, under every key of the ring."""
+    old, new = Keyring.generate_key(), Keyring.generate_key()
+    ring = Keyring([new, old])
+    files = [f"pre-key-{i}.json" for i in range(50)]
+    values = [b'{"i":%d}' % i for i in range(50)]
+    sealed = ring.encrypt_many(files, values, session_id=SESSION)
+    assert len({v[9:21] for v in sealed}) == len(sealed)  # a nonce of its own each
+    rows = list(zip(files, sealed, strict=True))
+    assert [ring.decrypt(v, session_id=SESSION, file_name=f) for f, v in rows] == values
+    rows.append((FILE, seal(Keyring([old]))))
+    opened = ring.decrypt_many(rows, session_id=SESSION)
+    assert opened == [*zip(files, values, strict=True), (FILE, SECRET)]
+    with pytest.raises(DecryptionError, match="altered or moved") as info:
+        ring.decrypt_many([(files[1], sealed[0])], session_id=SESSION)  # moved to another file
+    assert info.value.file_name == files[1]
+    with pytest.raises(DecryptionError, match="altered or moved"):
+        ring.decrypt_many(rows[:3], session_id="other_user")
+    with pytest.raises(ValueError, match="one file name per plaintext"):
+        ring.encrypt_many(files, values[:-1], session_id=SESSION)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"", "not a value waauth sealed"),
+        (b"\x01short", "not a value waauth sealed"),
+        (b"\x00" + SECRET, "stored without encryption"),
+        (memoryview(b"\x07" + b"\x00" * 60), "not a value waauth sealed"),
+    ],
+)
+def test_decrypt_many_refuses_what_decrypt_refuses(value: bytes, message: str) -> None:
+    """Garbage, plaintext or another key's value in a batch: the error decrypt gives."""
+    ring = Keyring([Keyring.generate_key()])
+    good = (FILE, seal(ring))
+    with pytest.raises(DecryptionError, match=message):
+        ring.decrypt_many([good, ("pre-key-1.json", value)], session_id=SESSION)
+    with pytest.raises(DecryptionError, match="not in this keyring"):
+        ring.decrypt_many(
+            [good, (FILE, seal(Keyring([Keyring.generate_key()])))], session_id=SESSION
+        )
+    plain = Keyring.plaintext()
+    assert plain.encrypt_many([FILE], [SECRET], session_id=SESSION) == [b"\x00" + SECRET]
+    assert plain.decrypt_many([(FILE, b"\x00" + SECRET)], session_id=SESSION) == [(FILE, SECRET)]

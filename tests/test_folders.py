@@ -331,6 +331,46 @@ def tree(top: Path) -> list[str]:
 HOSTILE_NAMES = ["../escape.json", "../../escape2.json", "a/b.json", "creds.txt", ".hidden.json"]
 
 
+async def test_a_folder_the_disk_refuses_fails_its_session_only(
+    twin: Twin,
+    pg_dsn: str,
+    schema: str,
+    conn: psycopg.Connection[Any],
+    keyring: Keyring,
+    tmp_path: Path,
+) -> None:
+    """Folders are written while the next sessions are fetched: a session whose folder cannot
+    be written (its place taken by a file; its lock path a folder: OSError) fails alone,
+    named, and every session before and after it is written, in order."""
+    files = dict(G7.files())
+    ids = [f"disk-{i}" for i in range(7)]
+    for sid in ids:
+        plant(conn, schema, sid, files, keyring)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "disk-2").write_bytes(b"not a folder")
+    (root / ".disk-4.waauth-lock").mkdir()
+    with pytest.raises(waauth.IncompleteRestore) as incomplete:
+        await twin.call(
+            waauth.materialize,
+            waauth.amaterialize,
+            pg_dsn,
+            root,
+            keyring=keyring,
+            schema=schema,
+            session_ids=ids,
+        )
+    report = incomplete.value.report
+    assert list(report.written) == ["disk-0", "disk-1", "disk-3", "disk-5", "disk-6"]
+    assert sorted(report.failed) == ["disk-2", "disk-4"]
+    assert "is not a folder" in str(report.failed["disk-2"])
+    assert "session 'disk-4': its folder could not be written" in str(report.failed["disk-4"])
+    assert isinstance(report.failed["disk-4"].__cause__, OSError)
+    for sid in report.written:
+        assert folder_files(root / sid) == files
+    assert (root / "disk-2").read_bytes() == b"not a folder"
+
+
 @pytest.mark.parametrize("plaintext", [False, True], ids=["sealed", "plaintext"])
 async def test_hostile_file_names_write_nothing_outside(
     twin: Twin,
@@ -415,6 +455,23 @@ async def test_one_bad_session_does_not_stop_the_others(
         "a-good",
         "z-good",
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [*HOSTILE_NAMES, "nul\x00.json", "x" * 251 + ".json", "bad\udcff.json", "/abs.json", ".json"],
+)
+def test_write_folder_checks_every_name_before_touching_the_disk(tmp_path: Path, name: str) -> None:
+    """One unsafe name among thousands of safe ones: CorruptRecord naming it, nothing written.
+    Names that are safe but not plain ASCII (or at the 255-byte limit) are written."""
+    files = {f"pre-key-{i}.json": b"{}" for i in range(2000)}
+    with pytest.raises(waauth.CorruptRecord, match="not a safe record file name") as caught:
+        _folders.write_folder(tmp_path / "root", "s", {**files, name: b"{}"})
+    assert caught.value.file_name == name
+    assert not (tmp_path / "root").exists()
+    odd = {"session-é.json": b"{}", "x" * 250 + ".json": b"{}", "a:b-\u65e5.json": b"{}"}
+    _folders.write_folder(tmp_path / "root", "s", {**files, **odd})
+    assert folder_files(tmp_path / "root" / "s") == {**files, **odd}
 
 
 def test_concurrent_writes_of_one_folder_end_complete(tmp_path: Path) -> None:

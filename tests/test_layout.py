@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from waauth import InvalidInput, layout
+from waauth import InvalidInput, _records, layout
 
 
 @pytest.mark.parametrize(
@@ -162,3 +164,36 @@ def test_key_types_cannot_make_hidden_files() -> None:
     with pytest.raises(InvalidInput, match="not a safe record file name"):
         layout.file_name(".x", "1")
     assert layout.check_file_name("pre-key-1.json") == "pre-key-1.json"
+
+
+_ODD_IDS = ["1", "a:b", "a/b", "120363@g.us::5511::12", "AAAAAPv/+w==", "", "é", "a\x00", "9" * 240]
+
+
+@pytest.mark.parametrize("type_", ["pre-key", "session", "/x", "a:b", ".x", "", "日"])
+def test_names_of_many_ids_are_layouts_names(type_: str) -> None:
+    """keys.get and keys.set name thousands of ids at once, by a faster path than
+    ``file_name``: every name is the one ``file_name`` gives, and every refusal its refusal."""
+    # ... and ids around the 255-byte limit of a name (the type, a dash, the id, ".json")
+    ids = [*_ODD_IDS, *("x" * n for n in range(245 - len(type_), 252 - len(type_)))]
+    for key_id in ids:
+        expected = _named(layout.file_name, type_, key_id)
+        assert _named(_one_name, type_, key_id) == expected
+        if expected.startswith("refused: "):
+            continue
+        assert _records.plan_key_entries({type_: {key_id: {"v": 1}}}, "s") == {
+            expected: (type_, key_id, b'{"v":1}')
+        }
+    with pytest.raises(InvalidInput, match="must be a string"):
+        _records.names_for("pre-key", [1])  # type: ignore[list-item]
+
+
+def _named(name: Callable[[str, str], str], type_: str, key_id: str) -> str:
+    """The name given, or ``refused: <why>``."""
+    try:
+        return name(type_, key_id)
+    except InvalidInput as exc:
+        return f"refused: {exc}"
+
+
+def _one_name(type_: str, key_id: str) -> str:
+    return _records.names_for(type_, [key_id])[key_id]

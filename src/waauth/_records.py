@@ -6,13 +6,17 @@ Shared by the async and the sync auth state, so the two cannot drift apart.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from . import codec, layout
 from .encryption import Keyring
 from .errors import CorruptRecord, InvalidInput
+
+_SUFFIX: Final = ".json"
+_MAX_NAME: Final = 255
+"""Bytes a record's file name may take (layout's limit); an ASCII name's length is its size."""
 
 CREDS_REQUIRED: Final = ("noiseKey", "signedIdentityKey", "signedPreKey", "registrationId")
 """Without these fields a document is not Baileys creds (``initAuthCreds`` always sets them)."""
@@ -90,18 +94,48 @@ def plan_key_entries(
                 f"keys.set: the value for type {key_type!r} must map ids to values, "
                 f"not {type(entries).__name__}"
             )
+        name_of = _file_namer(key_type)
         for key_id, value in entries.items():
-            latest[layout.file_name(key_type, key_id)] = (key_type, key_id, value)
+            latest[name_of(key_id)] = (key_type, key_id, value)
     planned: dict[str, tuple[str, str, bytes | None]] = {}
+    encode = codec.encode
     for name, (key_type, key_id, value) in latest.items():
         try:
-            data_bytes = None if is_deletion(value) else codec.encode(value)
+            # A dict (most values) is never a deletion: skip the test.
+            data_bytes = encode(value) if type(value) is dict or not is_deletion(value) else None
         except InvalidInput as exc:
             raise InvalidInput(
                 f"session {session_id!r}, key {key_type} {key_id!r}: {exc}"
             ) from None
         planned[name] = (key_type, key_id, data_bytes)
     return planned
+
+
+def _file_namer(key_type: str) -> Callable[[str], str]:
+    """:func:`waauth.layout.file_name` for ids of ``key_type``, fast for the usual ids.
+
+    Thousands of ids per call (a whole session read, a first login's pre-keys): an ASCII id
+    without NUL whose name fits in 255 bytes is named here at once, which is exactly when
+    layout's checks pass for a valid type; every other id (and every id of an invalid type)
+    goes through layout itself, which names it or raises as it always did.
+    """
+    try:
+        prefix = layout.file_name(key_type, "")[: -len(_SUFFIX)]
+    except InvalidInput:
+        prefix = None
+    if prefix is None or not prefix.isascii():
+        return lambda key_id: layout.file_name(key_type, key_id)
+
+    def name_of(key_id: str) -> str:
+        if type(key_id) is str and key_id.isascii() and "\x00" not in key_id:
+            if "/" in key_id or ":" in key_id:
+                key_id = layout.fix_file_name(key_id)
+            name = prefix + key_id + _SUFFIX
+            if len(name) <= _MAX_NAME:
+                return name
+        return layout.file_name(key_type, key_id)
+
+    return name_of
 
 
 def encode_creds(creds: Mapping[str, Any], session_id: str) -> tuple[bytes, str | None]:
@@ -158,6 +192,49 @@ def open_record(keyring: Keyring, session_id: str, file_name: str, sealed: bytes
         raise CorruptRecord(session_id, file_name, str(exc)) from None
 
 
+def open_records(
+    keyring: Keyring, session_id: str, rows: Iterable[tuple[str, bytes]]
+) -> dict[str, Any]:
+    """:func:`open_record` of many ``(file name, sealed value)`` rows: ``{file name: value}``."""
+    decode = codec.decode
+    values = {}
+    for name, plaintext in keyring.decrypt_many(rows, session_id=session_id):
+        try:
+            values[name] = decode(plaintext)
+        except InvalidInput as exc:
+            raise CorruptRecord(session_id, name, str(exc)) from None
+    return values
+
+
+def sealed_batch(
+    keyring: Keyring,
+    session_id: str,
+    rows: Mapping[str, tuple[str, str, bytes | None]],
+    account: str | None = None,
+) -> Batch:
+    """The batch writing ``rows``, ``{file name: (type, id, bytes or None to delete)}``.
+
+    Rows go in file-name order (see :func:`add_row`), every value sealed for its file;
+    ``account`` is the ``me.id`` that goes with ``creds.json``, if the rows write it.
+    """
+    batch = Batch()
+    plaintexts = []
+    for name in sorted(rows):
+        key_type, key_id, data = rows[name]
+        if data is None:
+            batch.deletes.append(name)
+            continue
+        batch.files.append(name)
+        batch.types.append(key_type)
+        batch.ids.append(key_id)
+        plaintexts.append(data)
+        if name == layout.CREDS_FILE:
+            batch.has_creds = True
+            batch.account = account
+    batch.values = keyring.encrypt_many(batch.files, plaintexts, session_id=session_id)
+    return batch
+
+
 def open_creds(keyring: Keyring, session_id: str, sealed: bytes) -> dict[str, Any]:
     """Decrypt, decode and check a stored ``creds.json``."""
     creds = open_record(keyring, session_id, layout.CREDS_FILE, sealed)
@@ -173,4 +250,5 @@ def names_for(key_type: str, ids: Iterable[str]) -> dict[str, str]:
     """``{id: file name}`` for a ``keys.get`` call, validating the arguments."""
     if isinstance(ids, str | bytes):
         raise InvalidInput("keys.get takes a list of ids, not a single string")
-    return {key_id: layout.file_name(key_type, key_id) for key_id in ids}
+    name_of = _file_namer(key_type)
+    return {key_id: name_of(key_id) for key_id in ids}

@@ -21,7 +21,7 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -41,6 +41,9 @@ _NONCE_SIZE: Final = 12
 _PLAINTEXT: Final = 0
 _AES_GCM: Final = 1
 _HEADER_SIZE: Final = 1 + _KEY_ID_SIZE + _NONCE_SIZE
+_NONCE_START: Final = 1 + _KEY_ID_SIZE
+_MIN_SEALED: Final = _HEADER_SIZE + 16  # the header and a GCM tag
+_ALTERED: Final = "authentication failed: the value was altered or moved"
 _AAD_PREFIX: Final = b"waauth/v1\x00"
 _HOW_TO_MAKE_A_KEY: Final = (
     "make one with `waauth keygen` (or `python -c "
@@ -159,7 +162,7 @@ class Keyring:
             raise DecryptionError(
                 session_id, file_name, "stored without encryption; this keyring refuses it"
             )
-        if version != _AES_GCM or len(value) < _HEADER_SIZE + 16:
+        if version != _AES_GCM or len(value) < _MIN_SEALED:
             raise DecryptionError(session_id, file_name, "not a value waauth sealed")
         header = value[:_HEADER_SIZE]
         cipher = self._by_id.get(header[1 : 1 + _KEY_ID_SIZE])
@@ -177,9 +180,65 @@ class Keyring:
                 _associated_data(header, session_id, file_name),
             )
         except InvalidTag:
-            raise DecryptionError(
-                session_id, file_name, "authentication failed: the value was altered or moved"
-            ) from None
+            raise DecryptionError(session_id, file_name, _ALTERED) from None
+
+    def encrypt_many(
+        self, file_names: Sequence[str], plaintexts: Sequence[bytes], *, session_id: str
+    ) -> list[bytes]:
+        """:meth:`encrypt` of each plaintext for its file of ``session_id``, in order.
+
+        The same values as one :meth:`encrypt` per record (each with a fresh random nonce and
+        its own associated data), without the per-call overhead: thousands of records at once.
+        """
+        if len(file_names) != len(plaintexts):
+            raise ValueError("encrypt_many needs one file name per plaintext")
+        primary, primary_id = self._primary, self._primary_id
+        if primary is None or primary_id is None:
+            return [bytes((_PLAINTEXT,)) + plaintext for plaintext in plaintexts]
+        version = bytes((_AES_GCM,)) + primary_id
+        aad_head = _AAD_PREFIX + version
+        aad_tail = session_id.encode() + b"\x00"
+        # One read of the system's random source for every nonce, 12 fresh bytes each.
+        nonces = os.urandom(_NONCE_SIZE * len(plaintexts))
+        seal = primary.encrypt
+        out = []
+        for i, (name, plaintext) in enumerate(zip(file_names, plaintexts, strict=True)):
+            nonce = nonces[i * _NONCE_SIZE : (i + 1) * _NONCE_SIZE]
+            aad = aad_head + nonce + aad_tail + name.encode()
+            out.append(version + nonce + seal(nonce, plaintext, aad))
+        return out
+
+    def decrypt_many(
+        self, rows: Iterable[tuple[str, bytes]], *, session_id: str
+    ) -> list[tuple[str, bytes]]:
+        """``(file name, plaintext)`` for each ``(file name, sealed value)`` of ``session_id``.
+
+        Exactly what :meth:`decrypt` gives (and raises) row by row, without its per-call
+        overhead: reading a whole session decrypts thousands of values.
+        """
+        aad_tail = session_id.encode() + b"\x00"
+        by_id = self._by_id
+        out = []
+        for name, value in rows:
+            # The common case inline: a bytes value sealed by a key of this ring. Anything
+            # else (plaintext, too short, unknown key, altered) takes decrypt's own path.
+            cipher = (
+                by_id.get(value[1:_NONCE_START])
+                if type(value) is bytes and len(value) >= _MIN_SEALED and value[0] == _AES_GCM
+                else None
+            )
+            if cipher is None:
+                out.append((name, self.decrypt(value, session_id=session_id, file_name=name)))
+                continue
+            aad = _AAD_PREFIX + value[:_HEADER_SIZE] + aad_tail + name.encode()
+            try:
+                plaintext = cipher.decrypt(
+                    value[_NONCE_START:_HEADER_SIZE], value[_HEADER_SIZE:], aad
+                )
+            except InvalidTag:
+                raise DecryptionError(session_id, name, _ALTERED) from None
+            out.append((name, plaintext))
+        return out
 
     def needs_rotation(self, value: bytes) -> bool:
         """Whether ``value`` was sealed by another key than the one this keyring encrypts with."""

@@ -24,10 +24,7 @@ def read_records(
                 db.sql(_queries.ALL_RECORDS), {"session_id": session_id, "owner": db.owner_id}
             )
             rows = await cur.fetchall()
-        return {
-            name: keyring.decrypt(sealed, session_id=session_id, file_name=name)
-            for name, sealed in rows
-        }
+        return dict(keyring.decrypt_many(rows, session_id=session_id))
 
     return read
 

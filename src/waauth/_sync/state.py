@@ -29,9 +29,7 @@ from ..errors import (
     ConfigurationError,
     IncompleteRestore,
     InvalidInput,
-    LeaseHeld,
     SessionNotFound,
-    StoreUnavailable,
     WaauthError,
 )
 from ..protocols import SignalKeyStore
@@ -39,8 +37,9 @@ from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from ..sessions import ImportResult, MaterializeReport, SessionInfo
 from .database import Database, Operation, Source
-from .lease import DEFAULT_TTL, LeaseKeeper, alease_holder, held_error
+from .lease import DEFAULT_TTL, LeaseKeeper
 from .ops import check_written, guarded_write, load_creds, read_records
+from .restore import restore_sessions
 from .writer import Writer
 
 logger = logging.getLogger("waauth.state")
@@ -482,12 +481,14 @@ class Keys:
         state._check_open()
         names = _records.names_for(type, ids)
         values: dict[str, Any] = {}
-        # Saved but not yet written (throttled keys): read your own writes.
-        for name in set(names.values()):
-            entry = state._writer.lookup(name)
-            if entry is not None:
-                values[name] = None if entry.data is None else codec.decode(entry.data)
-        wanted = sorted(set(names.values()) - values.keys())
+        wanted = list(set(names.values()))
+        if state._writer.pending():
+            # Saved but not yet written (throttled keys): read your own writes.
+            for name in wanted:
+                entry = state._writer.lookup(name)
+                if entry is not None:
+                    values[name] = None if entry.data is None else codec.decode(entry.data)
+            wanted = [name for name in wanted if name not in values]
         if wanted:
             params = {"session_id": state.session_id, "owner": state.owner_id, "names": wanted}
 
@@ -497,8 +498,7 @@ class Keys:
                     return cur.fetchall()
 
             rows = state._db.run(f"keys.get {type} for session {state.session_id!r}", op)
-            for name, sealed in rows:
-                values[name] = _records.open_record(state._keyring, state.session_id, name, sealed)
+            values.update(_records.open_records(state._keyring, state.session_id, rows))
         return {key_id: values.get(name) for key_id, name in names.items()}
 
     if TYPE_CHECKING:
@@ -569,22 +569,9 @@ def materialize(
             wanted = [info.session_id for info in infos]
         else:
             wanted = list(session_ids)
-        for session_id in wanted:
-            try:
-                _restore_one(
-                    db,
-                    Path(root),
-                    session_id,
-                    keyring,
-                    report,
-                    fsync=fsync,
-                    if_unleased=if_unleased,
-                )
-            except (StoreUnavailable, LeaseHeld):
-                raise
-            except WaauthError as exc:
-                logger.error("not restored: %s", exc)  # the error names the session
-                report.failed[session_id] = exc
+        restore_sessions(
+            db, Path(root), wanted, keyring, report, fsync=fsync, if_unleased=if_unleased
+        )
     finally:
         db.close()
     logger.info(
@@ -597,36 +584,6 @@ def materialize(
     if report.failed:
         raise IncompleteRestore(report)
     return report
-
-
-def _restore_one(
-    db: Database,
-    root: Path,
-    session_id: str,
-    keyring: Keyring,
-    report: MaterializeReport,
-    *,
-    fsync: bool,
-    if_unleased: bool,
-) -> None:
-    """Write one session's folder into ``report`` (or list it as without creds)."""
-    layout.validate_session_id(session_id)  # ids stored before the rule was this strict
-    if if_unleased:
-        holder = alease_holder(db, session_id)
-        if holder is not None:
-            raise held_error(session_id, holder)
-    files = db.run(f"materialize session {session_id!r}", read_records(db, session_id, keyring))
-    if layout.CREDS_FILE not in files:
-        report.without_creds.append(session_id)
-        return
-    try:
-        report.written[session_id] = to_thread(
-            _folders.write_folder, root, session_id, files, fsync=fsync
-        )
-    except OSError as exc:  # a full disk, a read-only root, a name the file system refuses
-        raise WaauthError(
-            f"session {session_id!r}: its folder could not be written ({exc})"
-        ) from exc
 
 
 def list_sessions(

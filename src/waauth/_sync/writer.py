@@ -25,6 +25,7 @@ import logging
 import time
 from typing import TypeVar
 
+from .. import _records, layout
 from .._compat import (
     Condition,
     Lock,
@@ -37,7 +38,7 @@ from .._compat import (
     task_alive,
 )
 from .._exit import EXIT_TIMEOUT
-from .._pending import Counters, Entry, Pending, Stats, key_entries, seal
+from .._pending import Counters, Entry, Pending, Stats
 from ..encryption import Keyring
 from ..errors import AccessDenied, LeaseLost, StoreUnavailable, WaauthError
 from ..retry import RetryPolicy
@@ -140,8 +141,9 @@ class Writer:
                 max_delay=policy.max_delay,
                 connect_timeout=policy.connect_timeout,
             )
-            # Own entries are newer than anything pending for the same file.
-            self._write({**snapshot, **key_entries(planned, seq)}, doing, remaining)
+            rows, account = _rows(snapshot)
+            rows.update(planned)  # own entries are newer than anything pending for the file
+            self._write(rows, account, doing, remaining)
             with self._cond:
                 self._pending.written(seq, snapshot)
                 self._cond.notify_all()
@@ -280,8 +282,9 @@ class Writer:
                 seq, snapshot = self._pending.snapshot()
             if not snapshot:
                 return True
+            rows, account = _rows(snapshot)
             try:
-                self._write(snapshot, f"write-behind of session {self._session_id!r}")
+                self._write(rows, account, f"write-behind of session {self._session_id!r}")
             except AccessDenied:
                 return True  # dropped and reported: nothing to try again
             except WaauthError:
@@ -299,10 +302,14 @@ class Writer:
             self._lease.check(self._session_id)
 
     def _write(
-        self, entries: dict[str, Entry], doing: str, policy: RetryPolicy | None = None
+        self,
+        rows: dict[str, tuple[str, str, bytes | None]],
+        account: str | None,
+        doing: str,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._check_lease()
-        batch = seal(entries, self._session_id, self._keyring)
+        batch = _records.sealed_batch(self._keyring, self._session_id, rows, account)
         token = None if self._lease is None else self._lease.token(self._session_id)
         op = write_batch(self._db, self._session_id, batch, token)
         self._last_write = time.monotonic()
@@ -330,7 +337,7 @@ class Writer:
                 logger.warning(
                     "%s; %d records kept pending",
                     exc,
-                    len(entries),
+                    len(rows),
                     extra={**self._fields, "error": type(exc).__name__},
                 )
             raise
@@ -361,3 +368,11 @@ class Writer:
             dropped,
             extra={**self._fields, "error": type(exc).__name__},
         )
+
+
+def _rows(entries: dict[str, Entry]) -> tuple[dict[str, tuple[str, str, bytes | None]], str | None]:
+    """What pending ``entries`` write, ``{file name: (type, id, bytes or None)}``, and the
+    ``me.id`` that goes with their ``creds.json``."""
+    creds = entries.get(layout.CREDS_FILE)
+    rows = {name: (entry.type, entry.id, entry.data) for name, entry in entries.items()}
+    return rows, None if creds is None else creds.account

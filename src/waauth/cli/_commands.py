@@ -29,13 +29,13 @@ from .._sync.database import Database
 from .._sync.fleet import Fleet
 from .._sync.mirror import Mirror
 from .._sync.ops import read_records
-from .._sync.state import PostgresAuthState, list_sessions, materialize
+from .._sync.restore import restore_sessions
+from .._sync.state import PostgresAuthState, list_sessions
 from .._sync.verifying import verify_sessions
 from ..config import DSN_ENV_VARS, KEY_FILE_ENV_VAR, SCHEMA_ENV_VAR
 from ..encryption import Keyring
 from ..errors import (
     ConfigurationError,
-    IncompleteRestore,
     InvalidInput,
     SessionNotFound,
     StoreUnavailable,
@@ -61,9 +61,6 @@ from ._children import Children
 from ._embedded import DATA_DIR_ENV_VAR
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-PULL_CHUNK = 25
-"""Sessions restored per call of ``materialize``: the progress bar moves after each chunk."""
 
 _EPILOG = """\b
 Exit status: 0 ok, 1 error, 2 usage error, 3 session lease held by another process,
@@ -515,27 +512,25 @@ def pull(
     total = MaterializeReport()
     refused = _refuse_unreadable(app, keyring, wanted) if verify else []  # --verify
     wanted = [sid for sid in wanted if sid not in refused]  # --verify
-    # One place to restore, so that a session lease can be taken here once it exists.
-    with app.progress(len(wanted) if len(wanted) > 1 else 0, "pulling") as advance:
-        for start in range(0, len(wanted), PULL_CHUNK):
-            chunk = wanted[start : start + PULL_CHUNK]
-            try:
-                report = materialize(
-                    app.dsn,
-                    root,
-                    keyring=keyring,
-                    session_ids=chunk,
-                    schema=app.schema,
-                    retry=app.retry,
-                    fsync=fsync,
-                    if_unleased=if_unleased,
-                )
-            except IncompleteRestore as exc:  # each failure was logged, naming its session
-                report = exc.report
-            total.written.update(report.written)
-            total.without_creds.extend(report.without_creds)
-            total.failed.update(report.failed)
-            advance(len(chunk))
+    # One place to restore, so that a session lease can be taken here once it exists. One
+    # database handle for every session (one pool, one schema check); the progress bar moves
+    # as each session is done. Each failure is logged, naming its session.
+    db = app.database(pool_size=1)
+    db.open(migrate=False)
+    try:
+        with app.progress(len(wanted) if len(wanted) > 1 else 0, "pulling") as advance:
+            restore_sessions(
+                db,
+                root,
+                wanted,
+                keyring,
+                total,
+                fsync=fsync,
+                if_unleased=if_unleased,
+                done=lambda: advance(1),
+            )
+    finally:
+        db.close()
     _record_restore(root, time.monotonic() - started, len(total.written))  # `watch --metrics`
     if require and not all_:
         _check_required(total.without_creds)
