@@ -39,7 +39,6 @@ from types import TracebackType
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
-from watchfiles import awatch
 
 from .. import _folders, _records, layout
 from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_thread, task_alive
@@ -62,6 +61,7 @@ from ..schema import DEFAULT_SCHEMA
 from .database import AsyncDatabase
 from .lease import DEFAULT_TTL, AsyncLeaseKeeper
 from .ops import write_sessions
+from .watcher import awatch
 
 logger = logging.getLogger("waauth.mirror")
 
@@ -72,10 +72,6 @@ _UNDECODABLE = "Unable to decode path"  # watchfiles' error for a file name that
 LAG_SAMPLES = 10_000
 """Lag observations kept for :meth:`AsyncMirror.drain_lags` between two scrapes."""
 
-STEP_MS = 20
-DEBOUNCE_MS = 20
-"""watchfiles groups changes until none came for STEP_MS, or for DEBOUNCE_MS at most: the
-ticks while files change (a shorter step wakes the idle watcher more often)."""
 QUIET_ROUNDS = 10
 """A quiet rescan scans this share of the folders whole (1/10), in turn."""
 RESCAN_FILES_PER_TICK = 2_000
@@ -354,13 +350,7 @@ class AsyncMirror:
         self._next_sweep = float("-inf")  # the first pass scans every folder whole
         self._watching = True
         async for changes in awatch(
-            self._root,
-            stop_event=self._stop,
-            debounce=DEBOUNCE_MS,
-            step=STEP_MS,
-            rust_timeout=round(self._tick * 1000),
-            yield_on_timeout=True,
-            watch_filter=None,
+            self._root, stop_event=self._stop, timeout_ms=round(self._tick * 1000)
         ):
             self._healthy = True
             now = time.monotonic()

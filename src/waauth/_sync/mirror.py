@@ -40,7 +40,6 @@ from types import TracebackType
 from typing import Any
 
 from psycopg_pool import ConnectionPool
-from watchfiles import watch
 
 from .. import _folders, _records, layout
 from .._compat import Event, Lock, Worker, join, spawn, task_alive, to_thread
@@ -63,6 +62,7 @@ from ..schema import DEFAULT_SCHEMA
 from .database import Database
 from .lease import DEFAULT_TTL, LeaseKeeper
 from .ops import write_sessions
+from .watcher import watch
 
 logger = logging.getLogger("waauth.mirror")
 
@@ -73,10 +73,6 @@ _UNDECODABLE = "Unable to decode path"  # watchfiles' error for a file name that
 LAG_SAMPLES = 10_000
 """Lag observations kept for :meth:`Mirror.drain_lags` between two scrapes."""
 
-STEP_MS = 20
-DEBOUNCE_MS = 20
-"""watchfiles groups changes until none came for STEP_MS, or for DEBOUNCE_MS at most: the
-ticks while files change (a shorter step wakes the idle watcher more often)."""
 QUIET_ROUNDS = 10
 """A quiet rescan scans this share of the folders whole (1/10), in turn."""
 RESCAN_FILES_PER_TICK = 2_000
@@ -355,13 +351,7 @@ class Mirror:
         self._next_sweep = float("-inf")  # the first pass scans every folder whole
         self._watching = True
         for changes in watch(
-            self._root,
-            stop_event=self._stop,
-            debounce=DEBOUNCE_MS,
-            step=STEP_MS,
-            rust_timeout=round(self._tick * 1000),
-            yield_on_timeout=True,
-            watch_filter=None,
+            self._root, stop_event=self._stop, timeout_ms=round(self._tick * 1000)
         ):
             self._healthy = True
             now = time.monotonic()
