@@ -437,12 +437,50 @@ def scan(folder: Path) -> FolderScan:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue
-        if not stat.S_ISREG(st.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a file")
-            found.odd[name] = f"{kind}, not a regular file"
-        else:
-            found.files[name] = (st.st_mtime_ns, st.st_size)
+        _sort(found, name, st)
     return found
+
+
+def _sort(found: FolderScan, name: str, st: os.stat_result) -> None:
+    """A record's entry: a regular file to read, or an odd one (and why)."""
+    if stat.S_ISREG(st.st_mode):
+        found.files[name] = (st.st_mtime_ns, st.st_size)
+    else:
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a file")
+        found.odd[name] = f"{kind}, not a regular file"
+
+
+def look(folder: Path, names: Iterable[str]) -> FolderScan:
+    """:func:`scan` of some record names only, each looked up by name: what the mirror does
+    with the entries a watcher saw change, without listing (and stat-ing) the whole folder.
+
+    The same rule as :func:`scan` for each name; :attr:`FolderScan.rotating` holds only the
+    names that are absent while Baileys' ``.tmp`` or ``.bak`` of them is there.
+    """
+    found = FolderScan()
+    base = os.fspath(folder)
+    for name in names:
+        if not _is_utf8(name):
+            found.odd[name] = "its name is not valid UTF-8"
+            continue
+        try:
+            st = os.lstat(f"{base}/{name}")
+        except (FileNotFoundError, NotADirectoryError):
+            if not vanished(folder, name):
+                found.rotating.add(name)
+            continue
+        _sort(found, name, st)
+    return found
+
+
+def stamp(folder: Path) -> tuple[int, int, int] | None:
+    """What changes when an entry of ``folder`` is created, removed or renamed (not when a
+    file is rewritten in place): its inode, mtime and ctime. None if it is gone."""
+    try:
+        st = os.stat(folder, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _is_utf8(name: str) -> bool:

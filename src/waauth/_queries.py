@@ -43,6 +43,14 @@ fence AS (
 )"""
 _FENCED: Final = "(%(token)s::bigint IS NULL OR EXISTS (SELECT 1 FROM fence))"
 
+# A record written again: its new value, one version more.
+_UPSERTED_RECORD: Final = """ON CONFLICT (session_id, file_name) DO UPDATE SET
+        type = EXCLUDED.type,
+        record_id = EXCLUDED.record_id,
+        value = EXCLUDED.value,
+        version = r.version + 1,
+        updated_at = now()"""
+
 WRITE: Final = f"""
 WITH {_FENCE}, session AS (
     INSERT INTO {{schema}}.sessions AS s (session_id, owner_id, status, account_id)
@@ -85,12 +93,7 @@ WITH {_FENCE}, session AS (
     FROM session, unnest(
         %(files)b::text[], %(types)b::text[], %(ids)b::text[], %(values)b::bytea[]
     ) AS u(file_name, type, record_id, value)
-    ON CONFLICT (session_id, file_name) DO UPDATE SET
-        type = EXCLUDED.type,
-        record_id = EXCLUDED.record_id,
-        value = EXCLUDED.value,
-        version = r.version + 1,
-        updated_at = now()
+    {_UPSERTED_RECORD}
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM session),
@@ -300,3 +303,135 @@ replica rows swept)."""
 
 REPLICA_LEAVE: Final = "DELETE FROM {schema}.replicas WHERE replica_id = %(replica)s"
 """A replica that stops cleanly leaves at once: the others count one fewer right away."""
+
+LOCK_MANY_FOR_IMPORT: Final = """
+SELECT s.session_id, s.owner_id, r.value
+FROM {schema}.sessions s
+LEFT JOIN {schema}.records r ON r.session_id = s.session_id AND r.file_name = %(creds_file)s
+WHERE s.session_id = ANY(%(session_ids)b::text[])
+ORDER BY s.session_id
+FOR UPDATE OF s
+"""
+"""LOCK_FOR_IMPORT of many sessions at once: (session, owner, sealed creds) of those stored,
+each session row locked (in id order, as every multi-session statement) until the commit."""
+
+
+def _write_many(*, replacing: bool) -> str:
+    """WRITE_MANY's text; ``replacing`` adds what a session replaced as a whole needs (kept
+    out of the common statement: the planner cannot tell that no session replaces, and would
+    cost a scan of every session's records, enough to set off JIT compilation)."""
+    # As WRITE: a session replaced without creds becomes 'new', with no account.
+    replaced_status = (
+        "WHEN (SELECT a.replace FROM allowed a WHERE a.session_id = EXCLUDED.session_id)"
+        " THEN {}\n            "
+    )
+    replaced = """
+), names AS (
+    SELECT * FROM unnest(%(row_sessions)b::text[], %(files)b::text[]) AS n(session_id, file_name)
+), replaced AS (
+    -- a session replaced as a whole: its files not in the batch go (but those kept)
+    DELETE FROM {schema}.records r
+    USING session
+    WHERE r.session_id = session.session_id
+      AND session.session_id IN (SELECT a.session_id FROM allowed a WHERE a.replace)
+      AND NOT EXISTS (
+          SELECT 1 FROM names n WHERE n.session_id = r.session_id AND n.file_name = r.file_name
+      )
+      AND NOT EXISTS (
+          SELECT 1
+          FROM unnest(%(keep_sessions)b::text[], %(keep)b::text[]) AS k(session_id, file_name)
+          WHERE k.session_id = r.session_id AND k.file_name = r.file_name
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM unnest(%(delete_sessions)b::text[], %(deletes)b::text[])
+              AS d(session_id, file_name)
+          WHERE d.session_id = r.session_id AND d.file_name = r.file_name
+      )
+    RETURNING r.session_id"""
+    return f"""
+WITH input AS MATERIALIZED (
+    SELECT * FROM unnest(
+        %(sessions)b::text[], %(tokens)b::int8[], %(has_creds)b::boolean[],
+        %(accounts)b::text[], %(replace)b::boolean[]
+    ) AS i(session_id, token, has_creds, account, replace)
+), fence AS (
+    -- As WRITE's fence, per session: its own token, its lease row shared-locked.
+    SELECT l.session_id FROM {{schema}}.leases l
+    JOIN input i ON i.session_id = l.session_id AND i.token = l.token
+    ORDER BY l.session_id
+    FOR SHARE OF l
+), allowed AS MATERIALIZED (
+    SELECT i.* FROM input i
+    WHERE i.token IS NULL OR i.session_id IN (SELECT f.session_id FROM fence f)
+), session AS (
+    INSERT INTO {{schema}}.sessions AS s (session_id, owner_id, status, account_id)
+    SELECT a.session_id, %(owner)s::text,
+           CASE WHEN a.has_creds THEN 'active' ELSE 'new' END, a.account
+    FROM allowed a
+    ORDER BY a.session_id
+    ON CONFLICT (session_id) DO UPDATE SET
+        updated_at = now(),
+        -- EXCLUDED.status is 'active' exactly when the session's batch writes creds.
+        status = CASE
+            WHEN EXCLUDED.status = 'active' THEN 'active'
+            {replaced_status.format("'new'") if replacing else ""}ELSE s.status
+        END,
+        account_id = CASE
+            WHEN EXCLUDED.status = 'active' THEN EXCLUDED.account_id
+            {replaced_status.format("NULL") if replacing else ""}ELSE s.account_id
+        END
+    WHERE {_OWNED}
+    RETURNING s.session_id, s.owner_id
+), deleted AS (
+    DELETE FROM {{schema}}.records r
+    USING session, unnest(%(delete_sessions)b::text[], %(deletes)b::text[])
+        AS d(session_id, file_name)
+    WHERE d.session_id = session.session_id
+      AND r.session_id = d.session_id AND r.file_name = d.file_name
+    RETURNING r.session_id{replaced if replacing else ""}
+), upserted AS (
+    INSERT INTO {{schema}}.records AS r (session_id, file_name, owner_id, type, record_id, value)
+    SELECT session.session_id, u.file_name, session.owner_id, u.type, u.record_id, u.value
+    FROM unnest(
+        %(row_sessions)b::text[], %(files)b::text[], %(types)b::text[], %(ids)b::text[],
+        %(values)b::bytea[]
+    ) AS u(session_id, file_name, type, record_id, value)
+    JOIN session ON session.session_id = u.session_id
+    ORDER BY u.session_id, u.file_name
+    {_UPSERTED_RECORD}
+    RETURNING r.session_id
+)
+SELECT i.session_id,
+       a.session_id IS NOT NULL,
+       s.session_id IS NOT NULL,
+       coalesce(u.n, 0),
+       coalesce(d.n, 0)
+FROM input i
+LEFT JOIN allowed a ON a.session_id = i.session_id
+LEFT JOIN session s ON s.session_id = i.session_id
+LEFT JOIN (SELECT session_id, count(*) AS n FROM upserted GROUP BY session_id) u
+    ON u.session_id = i.session_id
+LEFT JOIN (
+    SELECT session_id, count(*) AS n
+    FROM (SELECT session_id FROM deleted{
+        " UNION ALL SELECT session_id FROM replaced" if replacing else ""
+    }) gone
+    GROUP BY session_id
+) d ON d.session_id = i.session_id
+ORDER BY i.session_id
+"""
+
+
+WRITE_MANY: Final = _write_many(replacing=False)
+"""WRITE for many sessions in one statement (one round trip, one transaction), none of which
+replaces all its files (see WRITE_MANY_REPLACING). Each session
+is fenced by its own lease token (NULL: no lease) and owner-checked on its own; one fenced out
+or refused writes nothing of its own and leaves the others be. Rows come as parallel arrays
+keyed by session (``row_sessions`` beside ``files``...; ``delete_sessions``, ``keep_sessions``
+likewise). Returns one row per session, in id order: (session, fence passed, written, upserted,
+deleted); the fence fails when the session's lease passed to another holder, and written is
+False when the session is another owner's (then nothing of it was written either)."""
+
+WRITE_MANY_REPLACING: Final = _write_many(replacing=True)
+"""WRITE_MANY where some session replaces all its files (a first sync): with ``replace``, also
+every stored file of it not in the batch nor in ``keep`` goes, as WRITE does."""

@@ -252,3 +252,52 @@ def names_for(key_type: str, ids: Iterable[str]) -> dict[str, str]:
         raise InvalidInput("keys.get takes a list of ids, not a single string")
     name_of = _file_namer(key_type)
     return {key_id: name_of(key_id) for key_id in ids}
+
+
+@dataclass
+class SessionWrite:
+    """One session's part of a multi-session write (see :data:`waauth._queries.WRITE_MANY`)."""
+
+    session_id: str
+    batch: Batch
+    creds: dict[str, Any] | None = None
+    """The decoded creds the batch writes (checked against the stored account), if any."""
+    token: int | None = None
+    """The session's lease token (None: no lease)."""
+
+    @property
+    def checked(self) -> bool:
+        """Whether the stored account must be checked first (creds written, or a replace)."""
+        return self.batch.replace or self.creds is not None
+
+
+_MANY_ARRAYS: Final = (
+    *("sessions", "tokens", "has_creds", "accounts", "replace"),
+    *("row_sessions", "files", "types", "ids", "values"),
+    *("delete_sessions", "deletes", "keep_sessions", "keep"),
+)
+
+
+def many_params(writes: Iterable[SessionWrite], owner: str | None) -> dict[str, Any]:
+    """The parameters of :data:`waauth._queries.WRITE_MANY`, sessions in id order (the order
+    in which it locks their rows, as every multi-session statement does: no deadlock)."""
+    params: dict[str, Any] = {"owner": owner}
+    for key in _MANY_ARRAYS:
+        params[key] = []
+    for w in sorted(writes, key=lambda w: w.session_id):
+        b = w.batch
+        params["sessions"].append(w.session_id)
+        params["tokens"].append(w.token)
+        params["has_creds"].append(b.has_creds)
+        params["accounts"].append(b.account)
+        params["replace"].append(b.replace)
+        params["row_sessions"].extend([w.session_id] * len(b.files))
+        params["files"].extend(b.files)
+        params["types"].extend(b.types)
+        params["ids"].extend(b.ids)
+        params["values"].extend(b.values)
+        params["delete_sessions"].extend([w.session_id] * len(b.deletes))
+        params["deletes"].extend(b.deletes)
+        params["keep_sessions"].extend([w.session_id] * len(b.keep))
+        params["keep"].extend(b.keep)
+    return params

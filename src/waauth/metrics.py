@@ -149,7 +149,9 @@ def _write_families(states: list[tuple[str, _State]], mirrors: list[MirrorStats]
     active.add_metric(["state"], len(states))
     active.add_metric(["mirror"], sum(m.sessions for m in mirrors))
     writes = CounterMetricFamily(
-        "waauth_writes", "Transactions committed (state writes, mirror pushes).", labels=labels
+        "waauth_writes",
+        "Writes committed (state transactions, mirror session pushes).",
+        labels=labels,
     )
     failures = CounterMetricFamily(
         "waauth_write_failures", "Writes that gave up (state) or failed (mirror).", labels=labels

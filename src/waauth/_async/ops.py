@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 
 from .. import _folders, _queries, _records, layout
 from ..encryption import Keyring
-from ..errors import AccessDenied, IdentityConflict, LeaseLost
+from ..errors import AccessDenied, IdentityConflict, LeaseLost, WaauthError
 from .database import AsyncDatabase, Operation
 
 
@@ -88,6 +88,70 @@ def check_written(session_id: str, counts: tuple[Any, ...], *, deleted_at: int) 
     return int(counts[deleted_at])
 
 
+def write_sessions(
+    db: AsyncDatabase, keyring: Keyring, writes: list[_records.SessionWrite]
+) -> Operation[dict[str, int | WaauthError]]:
+    """Write many sessions' batches in one transaction: per session, the number of rows
+    deleted, or the error that kept it from being written (nothing of it was).
+
+    Each session is guarded as :func:`guarded_write` guards one (never forced): its stored
+    account checked when it writes creds or replaces, its owner checked, its lease token
+    fenced, all on its own: :class:`IdentityConflict`, :class:`AccessDenied`,
+    :class:`LeaseLost`, or the error of stored creds no key opens, for that session alone.
+    Anything else (an outage, a bug) fails the whole operation, which the caller may retry.
+    """
+
+    async def run(conn: AsyncConnection[Any]) -> dict[str, int | WaauthError]:
+        checked = [w for w in writes if w.checked]
+        if not checked:  # one statement is one transaction: no BEGIN/COMMIT round trips
+            return await _write_many(conn, db, writes, {})
+        async with conn.transaction():
+            refused: dict[str, int | WaauthError] = {}
+            async with conn.cursor(binary=True) as cur:
+                await cur.execute(
+                    db.sql(_queries.LOCK_MANY_FOR_IMPORT),
+                    {
+                        "session_ids": sorted(w.session_id for w in checked),
+                        "creds_file": layout.CREDS_FILE,
+                    },
+                )
+                stored = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+            for w in checked:
+                if w.session_id in stored:
+                    try:
+                        owner, sealed = stored[w.session_id]
+                        _check_stored(
+                            db, w.session_id, keyring, owner=owner, sealed=sealed, creds=w.creds
+                        )
+                    except WaauthError as exc:
+                        refused[w.session_id] = exc
+            return await _write_many(conn, db, writes, refused)
+
+    return run
+
+
+async def _write_many(
+    conn: AsyncConnection[Any],
+    db: AsyncDatabase,
+    writes: list[_records.SessionWrite],
+    outcomes: dict[str, int | WaauthError],
+) -> dict[str, int | WaauthError]:
+    """WRITE_MANY of the sessions not refused yet; their outcomes added to ``outcomes``."""
+    left = [w for w in writes if w.session_id not in outcomes]
+    if left:
+        replacing = any(w.batch.replace for w in left)
+        statement = _queries.WRITE_MANY_REPLACING if replacing else _queries.WRITE_MANY
+        cur = await conn.execute(db.sql(statement), _records.many_params(left, db.owner_id))
+        for session_id, fence_passed, written, upserted, deleted in await cur.fetchall():
+            try:
+                outcomes[session_id] = check_written(
+                    session_id, (written, upserted, deleted, fence_passed), deleted_at=2
+                )
+            except (LeaseLost, AccessDenied) as exc:
+                outcomes[session_id] = exc
+    return outcomes
+
+
 async def _check_account(
     conn: AsyncConnection[Any],
     db: AsyncDatabase,
@@ -106,9 +170,24 @@ async def _check_account(
     if row is None:
         return
     owner, sealed = row
+    _check_stored(
+        db, session_id, keyring, owner=owner, sealed=None if force else sealed, creds=creds
+    )
+
+
+def _check_stored(
+    db: AsyncDatabase,
+    session_id: str,
+    keyring: Keyring,
+    *,
+    owner: str | None,
+    sealed: bytes | None,
+    creds: dict[str, Any] | None,
+) -> None:
+    """Refuse to write over a stored session of another owner, or another account's creds."""
     if db.owner_id is not None and owner != db.owner_id:
         raise AccessDenied(f"session {session_id!r} belongs to another owner")
-    if sealed is not None and not force:
+    if sealed is not None:
         stored = _records.open_creds(keyring, session_id, sealed)
         _check_same_account(session_id, stored, creds)
 

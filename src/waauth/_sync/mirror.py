@@ -3,9 +3,16 @@
 """The live mirror: keeps Baileys session folders mirrored into PostgreSQL while Baileys runs.
 
 Every subfolder of ``root`` is a session (its name is the session id). File events (from
-``watchfiles``) mark a session for a push, and a rescan every ``rescan_interval`` seconds is
-the safety net for events that never came. Each push writes a session's changed, new and
-deleted files in one transaction, at most once per ``window`` seconds per session.
+``watchfiles``) name the files that changed; each tick (a few tens of milliseconds while files
+change) pushes every session with changes, the changed, new and deleted files of many sessions
+in one statement (one transaction, one round trip). A file is pushed at most once per
+``window`` seconds: a change to a file not pushed within the last window goes at the next
+tick, later ones within the window are held back and go, the newest bytes, when it ends.
+
+A rescan every ``rescan_interval`` seconds is the safety net for events that never came: after
+a period with events (inotify drops events when they flood, and watchfiles does not say so) it
+scans every folder whole, a few per tick; after a quiet one, only the folders whose entries
+changed and a tenth of the others in turn (for writers that no event reports).
 
 The first push of a session is a full sync: stored files that the folder no longer has are
 deleted too. It is guarded like an import: creds of another account than the stored one are
@@ -22,20 +29,21 @@ reported and tried again every ``failing_retry`` seconds; the other sessions go 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import deque
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from psycopg_pool import ConnectionPool
-from watchfiles import watch
 
-from .. import _folders
+from .. import _folders, _records, layout
 from .._compat import Event, Lock, Worker, join, spawn, task_alive, to_thread
-from .._mirroring import MirrorStats, Tracker
+from .._mirroring import MirrorStats, Plan, Tracker
 from ..encryption import Keyring
 from ..errors import (
     AccessDenied,
@@ -53,7 +61,8 @@ from ..retry import DEFAULT_POLICY, RetryPolicy
 from ..schema import DEFAULT_SCHEMA
 from .database import Database
 from .lease import DEFAULT_TTL, LeaseKeeper
-from .ops import guarded_write
+from .ops import write_sessions
+from .watcher import watch
 
 logger = logging.getLogger("waauth.mirror")
 
@@ -63,6 +72,14 @@ _UNDECODABLE = "Unable to decode path"  # watchfiles' error for a file name that
 
 LAG_SAMPLES = 10_000
 """Lag observations kept for :meth:`Mirror.drain_lags` between two scrapes."""
+
+QUIET_ROUNDS = 10
+"""A quiet rescan scans this share of the folders whole (1/10), in turn."""
+RESCAN_FILES_PER_TICK = 2_000
+"""Files a tick scans for the rescan at most (at least one folder): pushes stay prompt."""
+MAX_WRITE_ROWS = 5_000
+MAX_WRITE_BYTES = 16 * 1024 * 1024
+"""Bounds of one multi-session statement (a session is never split between two)."""
 
 
 class Mirror:
@@ -133,7 +150,13 @@ class Mirror:
             leases = LeaseKeeper(self._db, ttl=lease_ttl)
         self._leases = leases
         self._trackers: dict[str, Tracker] = {}
-        self._last_push: dict[str, float] = {}
+        # The rescan: folders to scan whole, a few per tick; whether events came since the
+        # last one; when the next one is due.
+        self._rescans: deque[str] = deque()
+        self._active = False
+        self._next_sweep = 0.0
+        self._tick = min(0.25, max(0.05, window / 4))  # the idle watcher's wake-up
+        self._prefix = os.path.join(self._root, "")
         self._lock = Lock()
         self._stop = Event()
         self._worker: Worker | None = None
@@ -188,8 +211,12 @@ class Mirror:
         Files that do not parse are left for later (see ``stats().broken``), and sessions that
         cannot be mirrored are reported (``stats().failing``), not an error.
         """
-        again = self._push(to_thread(self._folders), retry_failing=True)
-        failed = {name for name in again if self._trackers[name].waiting_for_database}
+        again = self._push(to_thread(self._folders), retry_failing=True, flush=True)
+        failed = {
+            name
+            for name in again
+            if name in self._trackers and self._trackers[name].waiting_for_database
+        }
         if self._watcher_error is not None:
             raise WatcherFailed(f"mirror: the watcher was given up: {self._watcher_error}")
         if failed:
@@ -319,48 +346,101 @@ class Mirror:
         return False
 
     def _watch_once(self) -> None:
-        """One watcher's life: push the sessions that events (and rescans) mark, until stopped."""
-        dirty: set[str] = set()
-        # Changes made before this watcher started raise no event (after start()'s flush, or
-        # while a failed watcher was down): the first pass rescans everything.
-        last_rescan = float("-inf")
+        """One watcher's life: push what events (and rescans) mark, until stopped."""
+        again: set[str] = set()
+        self._next_sweep = float("-inf")  # the first pass scans every folder whole
         self._watching = True
         for changes in watch(
-            self._root,
-            stop_event=self._stop,
-            debounce=50,
-            step=50,
-            rust_timeout=max(50, int(self._window * 1000)),
-            yield_on_timeout=True,
-            watch_filter=None,
+            self._root, stop_event=self._stop, timeout_ms=round(self._tick * 1000)
         ):
             self._healthy = True
             now = time.monotonic()
+            events: dict[str, dict[str, float]] = {}
+            full: set[str] = set()
             for _change, path in changes:
-                session = self._session_of(path)
-                if session is None:
-                    last_rescan = float("-inf")  # not under the root as we know it: look at all
-                elif session:
-                    dirty.add(session)
-                    self._pending.setdefault(session, now)
-            if now - last_rescan >= self._rescan_interval:
-                dirty.update(to_thread(self._folders))
-                last_rescan = now
-            due = {s for s in dirty if now - self._last_push.get(s, float("-inf")) >= self._window}
-            if due:
-                # Failed pushes, and folders with files caught half-written, go again.
-                dirty -= due - self._push(sorted(due))
+                where = self._where(path)
+                if where is None:  # not under the root as we know it: rescan everything
+                    self._next_sweep = float("-inf")
+                    continue
+                session, name = where
+                if not session or name == "":
+                    continue  # the root, a hidden entry, a file that is no record
+                if name is None:
+                    full.add(session)  # the folder itself: made, replaced (a restore), removed
+                else:
+                    events.setdefault(session, {}).setdefault(name, now)
+                self._pending.setdefault(session, now)
+            self._active = self._active or bool(changes)
+            if now >= self._next_sweep:
+                full |= self._sweep(now)
+            full |= self._rescan_share()
+            names = again | events.keys() | full
+            if names:
+                again = self._push(sorted(names), events=events, full=full)
 
-    def _session_of(self, path: str) -> str | None:
-        """The session folder an event path is in: "" for the root itself and hidden entries,
-        None for a path that does not map to the root (through a link, say)."""
-        for candidate in (path, os.path.realpath(path)):
-            try:
-                parts = Path(candidate).relative_to(self._root).parts
-            except ValueError:
-                continue
-            return parts[0] if parts and not parts[0].startswith(".") else ""
-        return None
+    def _where(self, path: str) -> tuple[str, str | None] | None:
+        """(session, record name) of an event path: ("", None) for the root itself and hidden
+        entries, (session, None) for a session folder itself, (session, "") for an entry that
+        is not a record; None for a path that does not map to the root (through a link, say).
+        Baileys' ``X.json.tmp`` and ``X.json.bak`` name record ``X.json``."""
+        if not path.startswith(self._prefix):
+            path = os.path.realpath(path)
+            if path == str(self._root):
+                return "", None
+            if not path.startswith(self._prefix):
+                return None
+        parts = path[len(self._prefix) :].split(os.sep, 2)
+        session = parts[0]
+        if not session or session.startswith("."):
+            return "", None
+        if len(parts) == 1:
+            return session, None
+        name = parts[1]
+        record = _folders.companion_of(name)
+        if record is not None:
+            return session, record
+        return session, name if layout.is_record_file(name) else ""
+
+    def _sweep(self, now: float) -> set[str]:
+        """The rescan: queue folders to scan whole (see the module's docstring); return the
+        folders to push now: new ones, those whose lease to try again, and on a watcher's first
+        pass every one (changes made while no watcher ran raised no event)."""
+        folders = to_thread(self._folders)
+        if self._next_sweep == float("-inf"):
+            self._rescans.clear()
+            self._active = False
+            self._next_sweep = now + self._rescan_interval
+            return set(folders)
+        # Copies: in the sync twin other threads add and remove sessions meanwhile.
+        trackers = dict(self._trackers)
+        known = [trackers[f] for f in folders if f in trackers]
+        if self._active:
+            rescan = known
+        else:
+            changed = to_thread(_changed_folders, known)
+            share = math.ceil(len(known) / QUIET_ROUNDS)
+            rescan = changed + sorted(known, key=lambda t: t.scanned_at)[:share]
+        queued = set(self._rescans)
+        for tracker in rescan:
+            if tracker.session_id not in queued:
+                queued.add(tracker.session_id)
+                self._rescans.append(tracker.session_id)
+        self._active = False
+        self._next_sweep = now + self._rescan_interval
+        held = {t.session_id for t in trackers.values() if t.held_elsewhere}
+        return {f for f in folders if f not in trackers} | held
+
+    def _rescan_share(self) -> set[str]:
+        """This tick's folders from the rescan queue: RESCAN_FILES_PER_TICK files' worth."""
+        taken: set[str] = set()
+        files = 0
+        while self._rescans and (not taken or files < RESCAN_FILES_PER_TICK):
+            name = self._rescans.popleft()
+            tracker = self._trackers.get(name)
+            if tracker is not None:
+                taken.add(name)
+                files += len(tracker.pushed)
+        return taken
 
     def _hold(self, tracker: Tracker) -> bool:
         """Take the session's lease if not held yet; False while another process holds it."""
@@ -408,49 +488,180 @@ class Mirror:
             tracker = self._trackers[name] = Tracker(name, folder)
         return tracker
 
-    def _push(self, names: list[str], *, retry_failing: bool = False) -> set[str]:
+    def _push(
+        self,
+        names: list[str],
+        *,
+        retry_failing: bool = False,
+        events: Mapping[str, Mapping[str, float]] | None = None,
+        full: Collection[str] = (),
+        flush: bool = False,
+    ) -> set[str]:
         """Push the given sessions' changes; return those to try again (failed, broken, being
-        rotated, or failing: those wait ``failing_retry`` unless ``retry_failing``)."""
+        rotated, with files held back by the throttle, or failing: those wait
+        ``failing_retry`` unless ``retry_failing``).
+
+        ``events``: the record names seen changing, per session; ``full``: sessions to scan
+        whole; ``flush``: scan every one whole and hold nothing back.
+        """
         again: set[str] = set()
         with self._lock:
+            trackers: list[Tracker] = []
             for name in names:
                 tracker = self._tracker(name)
                 if tracker is None:
                     self._pending.pop(name, None)
                     continue
-                try:
-                    retry = self._push_session(tracker, retry_failing)
-                except StoreUnavailable as exc:
-                    # The database is away: every tick tries again (flush() raises meanwhile).
-                    tracker.waiting_for_database = True
-                    self._stats = _bump(self._stats, failures=1, last_error=type(exc).__name__)
-                    logger.warning(
-                        "mirror: session %s not pushed yet: %s",
-                        name,
-                        exc,
-                        extra={"session_id": name, "error": type(exc).__name__},
-                    )
-                    retry = True
-                except Exception as exc:  # one session's trouble never stops the others
-                    self._fail(tracker, exc)
-                    retry = True
-                if retry:
-                    again.add(name)
-                stuck = tracker.waiting_for_database or tracker.failing or tracker.unsettled
-                if stuck and tracker.refused is None and tracker.held_elsewhere is None:
-                    self._pending.setdefault(name, time.monotonic())
+                trackers.append(tracker)
+                for file_name, seen in (events or {}).get(name, {}).items():
+                    tracker.touch(file_name, seen)
+                if flush or name in full:
+                    tracker.full = True
+            ready = self._ready(trackers, retry_failing)
+            planned = to_thread(self._plan, ready, 0.0 if flush else self._window)
+            pushes: list[tuple[Tracker, Plan]] = []
+            for tracker, plan in planned:
+                if isinstance(plan, Exception):  # one session's trouble never stops the others
+                    self._fail(tracker, plan)
+                elif plan is None:
+                    self._recovered(tracker)
                 else:
-                    self._pending.pop(name, None)
+                    pushes.append((tracker, plan))
+            for chunk in _chunks(pushes):
+                self._commit(chunk)
+            for tracker in trackers:
+                if self._settled(tracker):
+                    self._pending.pop(tracker.session_id, None)
+                else:
+                    again.add(tracker.session_id)
+                    self._pending.setdefault(tracker.session_id, time.monotonic())
         return again
 
-    def _push_session(self, tracker: Tracker, retry_failing: bool) -> bool:
-        """Push one session if it is ours to push now; True if it must be tried again."""
-        waiting = tracker.failing is not None and time.monotonic() < tracker.next_try
-        if waiting and not retry_failing:
+    def _ready(self, trackers: list[Tracker], retry_failing: bool) -> list[Tracker]:
+        """The sessions to plan now: ours to push (lease held), not waiting to be retried,
+        and with something a plan may find."""
+        now = time.monotonic()
+        ready = []
+        for tracker in trackers:
+            waiting = tracker.failing is not None and now < tracker.next_try
+            if waiting and not retry_failing:
+                continue
+            if tracker.refused or not self._hold(tracker):
+                continue
+            if tracker.due(now):
+                ready.append(tracker)
+        return ready
+
+    def _settled(self, tracker: Tracker) -> bool:
+        """Whether a session has nothing left to push for now (or is not ours to push)."""
+        if tracker.refused is not None or tracker.held_elsewhere is not None:
             return True
-        if tracker.refused or not self._hold(tracker):
-            return False
-        return not self._push_one(tracker) or bool(tracker.broken) or tracker.unsettled
+        return not (
+            tracker.waiting_for_database
+            or tracker.failing
+            or tracker.unsettled
+            or tracker.broken
+            or tracker.hold_until
+        )
+
+    def _plan(
+        self, trackers: list[Tracker], window: float
+    ) -> list[tuple[Tracker, Plan | Exception | None]]:
+        """Each session's plan (file I/O and encryption: a worker thread in the async twin), or
+        the error that kept a folder from being read."""
+        planned: list[tuple[Tracker, Plan | Exception | None]] = []
+        for tracker in trackers:
+            try:
+                planned.append(
+                    (tracker, tracker.plan(self._keyring, self._broken_grace, window=window))
+                )
+            except Exception as exc:  # reported per session by _push
+                planned.append((tracker, exc))
+        return planned
+
+    def _commit(self, chunk: list[tuple[Tracker, Plan]]) -> None:
+        """Write many sessions' plans in one transaction, and account for each session."""
+        writes = [
+            _records.SessionWrite(
+                tracker.session_id,
+                plan.batch,
+                plan.creds,
+                None if self._leases is None else self._leases.token(tracker.session_id),
+            )
+            for tracker, plan in chunk
+        ]
+        doing = (
+            f"mirror session {chunk[0][0].session_id!r}"
+            if len(chunk) == 1
+            else f"mirror {len(chunk)} sessions"
+        )
+        try:
+            outcomes = self._db.run(doing, write_sessions(self._db, self._keyring, writes))
+        except StoreUnavailable as exc:
+            # The database is away: every tick tries again (flush() raises meanwhile).
+            for tracker, _plan in chunk:
+                tracker.waiting_for_database = True
+                tracker.full = True  # what this plan looked at is found again by a full scan
+            self._stats = _bump(self._stats, failures=len(chunk), last_error=type(exc).__name__)
+            logger.warning(
+                "mirror: %s not pushed yet: %s",
+                f"session {chunk[0][0].session_id}"
+                if len(chunk) == 1
+                else f"{len(chunk)} sessions",
+                exc,
+                extra={"sessions": len(chunk), "error": type(exc).__name__},
+            )
+            return
+        except Exception as exc:  # not an outage (a refusal, a bug): whose is it?
+            if len(chunk) == 1:
+                tracker, plan = chunk[0]
+                self._account(tracker, plan, exc, time.monotonic())
+                return
+            logger.debug(
+                "mirror: a write of %d sessions failed; one by one", len(chunk), exc_info=True
+            )
+            for item in chunk:
+                self._commit([item])
+            return
+        self._stats = _bump(self._stats, transactions=1)
+        pushed_at = time.monotonic()
+        for tracker, plan in chunk:
+            self._account(tracker, plan, outcomes[tracker.session_id], pushed_at)
+
+    def _account(
+        self, tracker: Tracker, plan: Plan, outcome: int | Exception, pushed_at: float
+    ) -> None:
+        """One session's outcome of a write: pushed, or refused, or failing."""
+        name = tracker.session_id
+        if isinstance(outcome, LeaseLost):
+            if self._leases is not None:
+                self._leases.mark_lost(name)
+            tracker.refused = str(outcome)
+            return
+        if isinstance(outcome, IdentityConflict | AccessDenied):  # no retry can fix these
+            tracker.refused = str(outcome)
+            logger.error(
+                "mirror: not mirroring session %s: %s", name, outcome, extra={"session_id": name}
+            )
+            return
+        if isinstance(outcome, Exception):  # stored creds no key opens, a bug...
+            tracker.full = True
+            self._fail(tracker, outcome)
+            return
+        tracker.done(plan)
+        self._recovered(tracker)
+        self._last_push_at = pushed_at
+        seen = self._pending.pop(name, None)
+        if seen is not None:
+            self._lags.append((name, pushed_at - seen))
+        if tracker.touched:  # files held back by the throttle: pending since first seen
+            self._pending[name] = min(tracker.touched.values())
+        self._stats = _bump(
+            self._stats,
+            pushes=1,
+            files_pushed=len(plan.signatures),
+            files_deleted=len(plan.deleted),
+        )
 
     def _fail(self, tracker: Tracker, exc: Exception) -> None:
         """A session that cannot be mirrored now: report it once, try it again later."""
@@ -467,44 +678,6 @@ class Mirror:
             )
             logger.debug("mirror: session %s failed", tracker.session_id, exc_info=True)
         tracker.failing = reason
-
-    def _push_one(self, tracker: Tracker) -> bool:
-        """Push one session's changes; False if it must be tried again."""
-        name = tracker.session_id
-        plan = to_thread(tracker.plan, self._keyring, self._broken_grace)
-        if plan is None:
-            self._recovered(tracker)
-            return True
-        token = None if self._leases is None else self._leases.token(name)
-        op = guarded_write(
-            self._db, name, self._keyring, plan.batch, plan.creds, force=False, token=token
-        )
-        try:
-            self._db.run(f"mirror session {name!r}", op)
-        except LeaseLost as exc:
-            if self._leases is not None:
-                self._leases.mark_lost(name)
-            tracker.refused = str(exc)
-            return True
-        except (IdentityConflict, AccessDenied) as exc:  # no retry can fix these: not an outage
-            tracker.refused = str(exc)
-            logger.error(
-                "mirror: not mirroring session %s: %s", name, exc, extra={"session_id": name}
-            )
-            return True
-        tracker.done(plan)
-        self._recovered(tracker)
-        self._last_push[name] = self._last_push_at = time.monotonic()
-        seen = self._pending.get(name)  # popped by _push once the session is settled
-        if seen is not None:
-            self._lags.append((name, self._last_push_at - seen))
-        self._stats = _bump(
-            self._stats,
-            pushes=1,
-            files_pushed=len(plan.signatures),
-            files_deleted=len(plan.deleted),
-        )
-        return True
 
     def _recovered(self, tracker: Tracker) -> None:
         if tracker.failing is not None:
@@ -542,7 +715,7 @@ class Mirror:
         False if that push failed: the folder then stays mirrored (nothing it holds is lost),
         and the caller may try again. The session's lease is not freed here.
         """
-        if push and session_id in self._push([session_id]):
+        if push and session_id in self._push([session_id], flush=True):
             tracker = self._trackers.get(session_id)
             if tracker is None or not tracker.broken:
                 return False
@@ -550,8 +723,29 @@ class Mirror:
             if self._only is not None:
                 self._only.discard(session_id)
             self._trackers.pop(session_id, None)
-            self._last_push.pop(session_id, None)
         return True
+
+
+def _changed_folders(trackers: list[Tracker]) -> list[Tracker]:
+    """The folders with entries made, removed or renamed since their last whole scan."""
+    return [t for t in trackers if _folders.stamp(t.folder) != t.stamp]
+
+
+def _chunks(pushes: list[tuple[Tracker, Plan]]) -> list[list[tuple[Tracker, Plan]]]:
+    """Sessions' plans grouped into statements of at most MAX_WRITE_ROWS rows and
+    MAX_WRITE_BYTES bytes (a session larger than that goes alone)."""
+    chunks: list[list[tuple[Tracker, Plan]]] = []
+    rows = size = 0
+    for item in pushes:
+        batch = item[1].batch
+        n, b = len(batch) + 1, sum(map(len, batch.values))
+        if chunks and rows + n <= MAX_WRITE_ROWS and size + b <= MAX_WRITE_BYTES:
+            chunks[-1].append(item)
+            rows, size = rows + n, size + b
+        else:
+            chunks.append([item])
+            rows, size = n, b
+    return chunks
 
 
 def _undecodable(exc: BaseException) -> str | None:

@@ -576,7 +576,7 @@ def _check_required(without_creds: list[str]) -> None:
     default=1.0,
     show_default=True,
     metavar="SECONDS",
-    help="At most one push per session per window.",
+    help="At most one push per file per window.",
 )
 @json_option  # issue 15: the final summary as JSON (printed by _watch_summary)
 @metrics_option
@@ -1258,7 +1258,7 @@ def _positive(name: str, default: float, metavar: str, help: str) -> Callable[[F
     metavar="SECONDS",
     help="SIGKILL a child this long after SIGTERM.",
 )
-@_positive("--window", 1.0, "SECONDS", "At most one push per session per window.")
+@_positive("--window", 1.0, "SECONDS", "At most one push per file per window.")
 @click.pass_obj
 def fleet(
     app: App,
