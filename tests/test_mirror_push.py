@@ -19,8 +19,11 @@ import waauth._async.ops
 import waauth._sync.database
 import waauth._sync.ops
 from waauth import Keyring, _folders, _records, codec, layout
+from waauth.retry import RetryPolicy
+from waauth.schema import DEFAULT_SCHEMA
 
 from .golden import golden
+from .servers import OwnServer
 from .test_mirror import LIVE_PRE_KEY, eventually, watcher_module
 from .test_state import stored
 from .twins import Twin
@@ -281,5 +284,43 @@ async def test_rescans_find_what_no_event_reported(
             lambda: stored(conn, schema, "s13", keyring)["pre-key-3.json"].startswith(b"{} "),
             timeout=15,
         )
+    finally:
+        await mirror.stop()
+
+
+async def test_changes_made_during_an_outage_land_once_the_database_is_back(
+    twin: Twin, own_server: OwnServer, keyring: Keyring, tmp_path: Path
+) -> None:
+    """With the server down, every session's change waits (pending, a flush raises
+    StoreUnavailable, nothing is refused or given up); once it is back they all land."""
+    root = tmp_path / "auth"
+    names = ["s1", "s2", "s3"]
+    for session_id in names:
+        shutil.copytree(G7.folder, root / session_id)
+    retry = RetryPolicy(budget=1, initial_delay=0.05, max_delay=0.2, connect_timeout=1)
+    mirror = twin.mirror(own_server.dsn, root, keyring=keyring, window=0.1, retry=retry)
+    await mirror.start()
+    try:
+        await eventually(lambda: mirror.stats().pending_sessions == 0)
+        await asyncio.to_thread(own_server.stop, "fast")
+        for session_id in names:
+            (root / session_id / "pre-key-800.json").write_bytes(LIVE_PRE_KEY)
+        await eventually(lambda: mirror.stats().pending_sessions == len(names))
+        await eventually(lambda: mirror.stats().failures >= len(names))
+        with pytest.raises(waauth.StoreUnavailable):
+            await mirror.flush()
+        stats = mirror.stats()
+        assert (stats.refused, stats.failing, stats.watching) == ((), (), True)
+        await asyncio.to_thread(own_server.start)
+        with psycopg.connect(own_server.dsn, autocommit=True) as conn:
+            for session_id in names:
+                await eventually(
+                    lambda s=session_id: (  # type: ignore[misc]
+                        "pre-key-800.json" in stored(conn, DEFAULT_SCHEMA, s, keyring)
+                    ),
+                    timeout=30,
+                )
+        await eventually(lambda: mirror.stats().pending_sessions == 0)
+        await mirror.flush()
     finally:
         await mirror.stop()
