@@ -38,7 +38,7 @@ from ..sessions import ImportResult, MaterializeReport, SessionInfo
 from .database import AsyncDatabase, AsyncSource, Operation
 from .lease import DEFAULT_TTL, AsyncLeaseKeeper
 from .ops import check_written, guarded_write, load_creds, read_records
-from .restore import restore_sessions
+from .restore import active_sessions, restore_sessions
 from .writer import AsyncWriter
 
 logger = logging.getLogger("waauth.state")
@@ -570,8 +570,7 @@ async def amaterialize(
         await db.open(migrate=migrate)
         if session_ids is None:
             # The same database handle: no second pool or schema check for the listing.
-            infos = await db.run("list sessions", _listing(db, "active", None))
-            wanted = [info.session_id for info in infos]
+            wanted = await db.run("list sessions", active_sessions(db))
         else:
             wanted = list(session_ids)
         await restore_sessions(

@@ -15,16 +15,27 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Final
+
+from psycopg import Connection
 
 from .. import _folders, layout
 from ..encryption import Keyring
 from ..errors import LeaseHeld, StoreUnavailable, WaauthError
 from ..sessions import MaterializeReport
-from .database import Database
+from .database import Database, Operation
 from .lease import alease_holder, held_error
 from .ops import read_records
 
 logger = logging.getLogger("waauth.state")
+
+ACTIVE_SESSIONS: Final = """
+SELECT s.session_id FROM {schema}.sessions s
+WHERE s.status = 'active' AND (%(owner)s::text IS NULL OR s.owner_id = %(owner)s::text)
+ORDER BY s.session_id
+"""
+"""The sessions a restore of every session writes: the registry alone (the listing of
+``list_sessions`` also counts every record, which took 0.1 to 0.5 s over 200,000 rows)."""
 
 AHEAD = 2
 """Sessions fetched and decrypted ahead of the one whose folder is being written: enough to
@@ -70,6 +81,16 @@ def restore_sessions(
             # (leaving the executor waits for them), but no longer reported.
             for _, unfinished in writing:
                 _settled(unfinished)
+
+
+def active_sessions(db: Database) -> Operation[list[str]]:
+    """The ids of the active sessions (of the database's owner), in order."""
+
+    def op(conn: Connection[Any]) -> list[str]:
+        cur = conn.execute(db.sql(ACTIVE_SESSIONS), {"owner": db.owner_id})
+        return [session_id for (session_id,) in cur.fetchall()]
+
+    return op
 
 
 def _fetch(

@@ -39,7 +39,7 @@ from ..sessions import ImportResult, MaterializeReport, SessionInfo
 from .database import Database, Operation, Source
 from .lease import DEFAULT_TTL, LeaseKeeper
 from .ops import check_written, guarded_write, load_creds, read_records
-from .restore import restore_sessions
+from .restore import active_sessions, restore_sessions
 from .writer import Writer
 
 logger = logging.getLogger("waauth.state")
@@ -565,8 +565,7 @@ def materialize(
         db.open(migrate=migrate)
         if session_ids is None:
             # The same database handle: no second pool or schema check for the listing.
-            infos = db.run("list sessions", _listing(db, "active", None))
-            wanted = [info.session_id for info in infos]
+            wanted = db.run("list sessions", active_sessions(db))
         else:
             wanted = list(session_ids)
         restore_sessions(

@@ -29,7 +29,7 @@ from .._sync.database import Database
 from .._sync.fleet import Fleet
 from .._sync.mirror import Mirror
 from .._sync.ops import read_records
-from .._sync.restore import restore_sessions
+from .._sync.restore import active_sessions, restore_sessions
 from .._sync.state import PostgresAuthState, list_sessions
 from .._sync.verifying import verify_sessions
 from ..config import DSN_ENV_VARS, KEY_FILE_ENV_VAR, SCHEMA_ENV_VAR
@@ -506,18 +506,17 @@ def pull(
     wanted = [_session_id(s) for s in session_ids]
     keyring = app.keyring()
     app.ensure_schema()
-    if all_:
-        infos = list_sessions(app.dsn, status="active", schema=app.schema, retry=app.retry)
-        wanted = [info.session_id for info in infos]
-    total = MaterializeReport()
-    refused = _refuse_unreadable(app, keyring, wanted) if verify else []  # --verify
-    wanted = [sid for sid in wanted if sid not in refused]  # --verify
-    # One place to restore, so that a session lease can be taken here once it exists. One
-    # database handle for every session (one pool, one schema check); the progress bar moves
-    # as each session is done. Each failure is logged, naming its session.
+    # One database handle for the listing and every session (one pool, one schema check).
     db = app.database(pool_size=1)
     db.open(migrate=False)
     try:
+        if all_:
+            wanted = db.run("list sessions", active_sessions(db))
+        total = MaterializeReport()
+        refused = _refuse_unreadable(app, keyring, wanted) if verify else []  # --verify
+        wanted = [sid for sid in wanted if sid not in refused]  # --verify
+        # One place to restore, so that a session lease can be taken here once it exists. The
+        # progress bar moves as each session is done; each failure is logged, naming it.
         with app.progress(len(wanted) if len(wanted) > 1 else 0, "pulling") as advance:
             restore_sessions(
                 db,
