@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 import waauth
-from waauth import Keyring, RetryPolicy, StoreUnavailable, codec, layout
+from waauth import Keyring, RetryPolicy, StoreUnavailable, _queries, codec, layout
 from waauth.testing import (
     AsyncInMemoryAuthState,
     InMemoryAuthState,
@@ -33,6 +33,7 @@ from waauth.testing import (
     sample_session,
     shared_store,
 )
+from waauth.testing._engine import HANDLERS
 from waauth.testing._memory import open_now
 
 from . import docblocks
@@ -500,3 +501,25 @@ def test_a_schema_never_created_is_reported_as_on_postgres() -> None:
     gives, not a state on nothing."""
     with pytest.raises(waauth.SchemaError, match=r"run waauth\.migrate"):
         InMemoryAuthState.open(InMemoryStore(), "s", migrate=False)
+
+
+def test_every_statement_has_an_in_memory_handler_or_is_postgres_only() -> None:
+    """A statement added to waauth._queries must be run by the in-memory store too, or be
+    named here as one that only the mirror, the fleet or SQL itself uses: the states, writer,
+    leases, materialize and import run on both back ends."""
+    postgres_only = {
+        "FENCE_FROM_CLOCK",  # a fragment of the lease statements
+        "WRITE_MANY",  # the mirror's
+        "WRITE_MANY_REPLACING",
+        "LOCK_MANY_FOR_IMPORT",
+        "REPLICA_BEAT",  # the fleet's
+        "REPLICA_LEAVE",
+    }
+    statements = {
+        name: text
+        for name, text in vars(_queries).items()
+        if name.isupper() and not name.startswith("_") and isinstance(text, str)
+    }
+    assert postgres_only <= statements.keys()
+    missing = {n for n, text in statements.items() if text not in HANDLERS} - postgres_only
+    assert not missing, f"no in-memory handler for {sorted(missing)}"

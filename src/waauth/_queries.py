@@ -159,6 +159,14 @@ ORDER BY s.session_id
 """The registry with files per type and bytes per session. One grouped pass over the records
 (a per-session sub-query did 1,000 index scans over a 1M-row table: 5.8 s against 0.3-0.5 s)."""
 
+ACTIVE_SESSIONS: Final = """
+SELECT s.session_id FROM {schema}.sessions s
+WHERE s.status = 'active' AND (%(owner)s::text IS NULL OR s.owner_id = %(owner)s::text)
+ORDER BY s.session_id
+"""
+"""The sessions a restore of every session writes: the registry alone (the listing of
+``list_sessions`` also counts every record, which took 0.1 to 0.5 s over 200,000 rows)."""
+
 FENCE_FROM_CLOCK: Final = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 """A fencing token from the database's clock (microseconds since the epoch): larger than any
 token handed out before, even by a lease row since deleted or restored from an older dump, or

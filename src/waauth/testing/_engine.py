@@ -218,6 +218,14 @@ def _list_sessions(t: Tables, p: Params) -> list[Row]:
     return listed
 
 
+def _active_sessions(t: Tables, p: Params) -> list[Row]:
+    return [
+        (session_id,)
+        for session_id, session in sorted(t.sessions.items())
+        if session.status == "active" and _owned(p["owner"], session.owner_id)
+    ]
+
+
 def _lease_refused(t: Tables, session_id: str, owner: str, at: datetime) -> bool:
     """As the ``lease_refused`` function of migration 0004."""
     session = t.sessions.get(session_id)
@@ -318,6 +326,7 @@ HANDLERS: dict[str, Handler] = {
     _queries.WRITE: _write,
     _queries.DELETE_SESSION: _delete_session,
     _queries.LIST_SESSIONS: _list_sessions,
+    _queries.ACTIVE_SESSIONS: _active_sessions,
     _queries.ACQUIRE_LEASE: _acquire_lease,
     _queries.LEASE_HOLDER: _lease_holder,
     _queries.RENEW_LEASES: _renew_leases,
