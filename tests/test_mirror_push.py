@@ -198,23 +198,24 @@ async def test_a_file_changed_again_within_the_window_is_held_back(
     since its last push has passed (the newest bytes), not before; stop pushes a held file."""
     root = tmp_path / "auth"
     shutil.copytree(G7.folder, root / "s1")
-    mirror = twin.mirror(pg_dsn, root, keyring=keyring, schema=schema, window=1.5)
+    mirror = twin.mirror(pg_dsn, root, keyring=keyring, schema=schema, window=3.0)
     await mirror.start()
     try:
         path = root / "s1" / "pre-key-600.json"
+        written_at = time.monotonic()  # its push comes after: the held one 3 s later at least
         path.write_bytes(LIVE_PRE_KEY)
         await eventually(lambda: "pre-key-600.json" in stored(conn, schema, "s1", keyring))
-        pushed_at = time.monotonic()
         for n in range(3):
             path.write_bytes(LIVE_PRE_KEY + b" " * (n + 1))
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
+        assert time.monotonic() - written_at < 3.0  # (the checks below need this)
         assert stored(conn, schema, "s1", keyring)["pre-key-600.json"] == LIVE_PRE_KEY
         assert mirror.stats().pending_sessions == 1
         await eventually(
             lambda: stored(conn, schema, "s1", keyring)["pre-key-600.json"] != LIVE_PRE_KEY
         )
-        assert time.monotonic() - pushed_at >= 1.5
+        assert time.monotonic() - written_at >= 3.0
         assert stored(conn, schema, "s1", keyring)["pre-key-600.json"] == LIVE_PRE_KEY + b"   "
         path.write_bytes(b'{"last":true}')
     finally:

@@ -42,6 +42,11 @@ class Plan:
     def __len__(self) -> int:
         return len(self.batch)
 
+    @property
+    def size(self) -> int:
+        """Bytes of sealed values."""
+        return sum(map(len, self.batch.values))
+
 
 @dataclass
 class Tracker:

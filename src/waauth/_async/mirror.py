@@ -76,8 +76,8 @@ QUIET_ROUNDS = 10
 """A quiet rescan scans this share of the folders whole (1/10), in turn."""
 RESCAN_FILES_PER_TICK = 2_000
 """Files a tick scans for the rescan at most (at least one folder): pushes stay prompt."""
-MAX_WRITE_ROWS = 5_000
-MAX_WRITE_BYTES = 16 * 1024 * 1024
+MAX_WRITE_ROWS = 1_000
+MAX_WRITE_BYTES = 2 * 1024 * 1024
 """Bounds of one multi-session statement (a session is never split between two)."""
 
 
@@ -516,18 +516,9 @@ class AsyncMirror:
                     tracker.touch(file_name, seen)
                 if flush or name in full:
                     tracker.full = True
-            ready = await self._ready(trackers, retry_failing)
-            planned = await ato_thread(self._plan, ready, 0.0 if flush else self._window)
-            pushes: list[tuple[Tracker, Plan]] = []
-            for tracker, plan in planned:
-                if isinstance(plan, Exception):  # one session's trouble never stops the others
-                    self._fail(tracker, plan)
-                elif plan is None:
-                    self._recovered(tracker)
-                else:
-                    pushes.append((tracker, plan))
-            for chunk in _chunks(pushes):
-                await self._commit(chunk)
+            await self._push_ready(
+                await self._ready(trackers, retry_failing), 0.0 if flush else self._window
+            )
             for tracker in trackers:
                 if self._settled(tracker):
                     self._pending.pop(tracker.session_id, None)
@@ -551,6 +542,22 @@ class AsyncMirror:
                 ready.append(tracker)
         return ready
 
+    async def _push_ready(self, todo: list[Tracker], window: float) -> None:
+        """Plan and push sessions, a statement's worth at a time (so that the sealed rows of
+        a first push of every folder are never all in memory at once)."""
+        while todo:
+            planned, todo = await ato_thread(self._plan, todo, window)
+            pushes: list[tuple[Tracker, Plan]] = []
+            for tracker, plan in planned:
+                if isinstance(plan, Exception):  # one session's trouble never stops the others
+                    self._fail(tracker, plan)
+                elif plan is None:
+                    self._recovered(tracker)
+                else:
+                    pushes.append((tracker, plan))
+            for chunk in _chunks(pushes):
+                await self._commit(chunk)
+
     def _settled(self, tracker: Tracker) -> bool:
         """Whether a session has nothing left to push for now (or is not ours to push)."""
         if tracker.refused is not None or tracker.held_elsewhere is not None:
@@ -565,18 +572,24 @@ class AsyncMirror:
 
     def _plan(
         self, trackers: list[Tracker], window: float
-    ) -> list[tuple[Tracker, Plan | Exception | None]]:
-        """Each session's plan (file I/O and encryption: a worker thread in the async twin), or
-        the error that kept a folder from being read."""
+    ) -> tuple[list[tuple[Tracker, Plan | Exception | None]], list[Tracker]]:
+        """Plan sessions (file I/O and encryption: a worker thread in the async twin) until
+        they fill a statement: (each one's plan, or the error that kept its folder from being
+        read; the sessions left to plan)."""
         planned: list[tuple[Tracker, Plan | Exception | None]] = []
-        for tracker in trackers:
+        rows = size = 0
+        for n, tracker in enumerate(trackers):
+            if rows >= MAX_WRITE_ROWS or size >= MAX_WRITE_BYTES:
+                return planned, trackers[n:]
             try:
-                planned.append(
-                    (tracker, tracker.plan(self._keyring, self._broken_grace, window=window))
-                )
+                plan = tracker.plan(self._keyring, self._broken_grace, window=window)
             except Exception as exc:  # reported per session by _push
                 planned.append((tracker, exc))
-        return planned
+                continue
+            planned.append((tracker, plan))
+            if plan is not None:
+                rows, size = rows + len(plan.batch) + 1, size + plan.size
+        return planned, []
 
     async def _commit(self, chunk: list[tuple[Tracker, Plan]]) -> None:
         """Write many sessions' plans in one transaction, and account for each session."""
@@ -736,8 +749,7 @@ def _chunks(pushes: list[tuple[Tracker, Plan]]) -> list[list[tuple[Tracker, Plan
     chunks: list[list[tuple[Tracker, Plan]]] = []
     rows = size = 0
     for item in pushes:
-        batch = item[1].batch
-        n, b = len(batch) + 1, sum(map(len, batch.values))
+        n, b = len(item[1].batch) + 1, item[1].size
         if chunks and rows + n <= MAX_WRITE_ROWS and size + b <= MAX_WRITE_BYTES:
             chunks[-1].append(item)
             rows, size = rows + n, size + b
