@@ -306,10 +306,16 @@ def _remove_leftovers(root: Path, session_id: str) -> None:
     """Folders being built by a restore that was killed (only under the session's lock, so
     never one that a live restore is building): never a session's real folder."""
     # `.<id>.waauth-<hex>` (no `tmp-`): the name earlier development builds gave them.
-    leftover = re.compile(re.escape(f".{session_id}.waauth-") + "(?:tmp-)?[0-9a-f]{8}")
-    for entry in os.scandir(root):
-        if leftover.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+    prefix = f".{session_id}.waauth-"
+    leftover = re.compile(re.escape(prefix) + "(?:tmp-)?[0-9a-f]{8}")
+    with os.scandir(root) as entries:  # a restore of every session runs this once per session
+        for entry in entries:
+            if (
+                entry.name.startswith(prefix)
+                and leftover.fullmatch(entry.name)
+                and entry.is_dir(follow_symlinks=False)
+            ):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 _RENAME_EXCHANGE: Final = 2
