@@ -142,7 +142,7 @@ class Run:
         self.sections.append("## W5: the creds storm\n\n" + table(creds_storm.HEADERS, rows))
         self.targets.append(
             Target(
-                "W5 writes <= duration/window + 1, final creds stored (sync, async)",
+                "W5 writes <= ceil(duration/window) + 1, final creds stored (sync, async)",
                 ", ".join(f"{r[0]}: {r[3]} writes, bound {r[4]}" for r in rows[:2]),
                 holds,
             )

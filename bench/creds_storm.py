@@ -2,14 +2,15 @@
 
 Baileys fires creds.update in bursts (dozens a second at login and history sync). Counted for
 each system: database writes issued (from the database's own row version counter), and
-whether the final creds are what is stored. waauth must issue at most (duration / window) + 1
-writes and store the final creds; the two patterns from the seed notes are run the same way:
+whether the final creds are what is stored. waauth must issue at most ceil(duration / window) + 1
+writes (the first at once, one per window, the trailing one) and store the final creds; the two patterns from the seed notes are run the same way:
 a write per save, and a throttle that drops saves within 30 s of the last backup.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -163,7 +164,7 @@ def run(dsn: str | None = None) -> tuple[list[list[Any]], bool]:
     for name, session_id, system in systems:
         duration, own_count = system()
         writes, final = stored(dsn, session_id, keyring)
-        bound = int(duration / WINDOW) + 1
+        bound = math.ceil(duration / WINDOW) + 1
         is_waauth = name.startswith("waauth")
         ok = writes <= bound and final == SAVES
         if is_waauth:

@@ -6,7 +6,8 @@
 each file in :class:`~waauth._pending.Pending` and return. A background worker (a task here, a
 thread in the sync twin) writes everything pending in one statement when the throttle window
 since its last write has passed: a trailing-edge throttle, so the newest save is always written
-within one window and a burst of saves costs at most (duration / window) + 1 writes.
+within one window and a burst of saves costs at most ceil(duration / window) + 1 writes (the
+first at once, one per window while the saves go on, the trailing one).
 
 A write-through ``keys.set`` takes everything pending along in its own statement, so stored
 creds are never older than keys written after them. One lock serializes writes, so the
