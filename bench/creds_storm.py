@@ -2,9 +2,10 @@
 
 Baileys fires creds.update in bursts (dozens a second at login and history sync). Counted for
 each system: database writes issued (from the database's own row version counter), and
-whether the final creds are what is stored. waauth must issue at most ceil(duration / window) + 1
-writes (the first at once, one per window, the trailing one) and store the final creds; the two patterns from the seed notes are run the same way:
-a write per save, and a throttle that drops saves within 30 s of the last backup.
+whether the final creds are what is stored. waauth must issue at most
+ceil(duration / window) + 1 writes (the first at once, one per window, the trailing one) and
+store the final creds; the two patterns from the seed notes are run the same way: a write per
+save, and a throttle that drops saves within 30 s of the last backup.
 """
 
 from __future__ import annotations

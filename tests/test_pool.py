@@ -69,6 +69,26 @@ async def test_two_hundred_states_opened_by_dsn_share_a_bounded_pool(
     assert _connections(pg_dsn, application) == 0
 
 
+async def test_a_call_gives_its_connection_back_before_it_returns(
+    twin: Twin, pg_dsn: str, schema: str, keyring: Keyring
+) -> None:
+    """The next call never waits for the connection the last one used: it is back in the
+    pool when a call returns (not handed to a pool worker to put back later)."""
+    dsn, _ = _tagged(pg_dsn)
+    state = await twin.open(dsn, "s", keyring=keyring, schema=schema, pool_size=1)
+    try:
+        await state.keys.set({"pre-key": {"1": {"private": bytes(32), "public": bytes(32)}}})
+        pool = state._db._pool
+        pool.pop_stats()
+        for _ in range(50):
+            assert (await state.keys.get("pre-key", ["1"]))["1"] is not None
+        stats = pool.get_stats()
+        assert stats.get("requests_num", 0) >= 50
+        assert stats.get("requests_queued", 0) == 0, stats
+    finally:
+        await state.close()
+
+
 async def test_a_server_out_of_connections_is_named_as_the_cause(
     twin: Twin, own_server: OwnServer, keyring: Keyring
 ) -> None:
