@@ -97,7 +97,9 @@ class Cli:
 class Background:
     """``python -m waauth ARGS`` running in the background; its stderr is collected."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "waauth", *args],
             stdout=subprocess.PIPE,
@@ -105,6 +107,7 @@ class Background:
             stdin=subprocess.DEVNULL,
             text=True,
             env=environment(env),
+            cwd=cwd,
         )
         self._lines: list[str] = []
         self._changed = threading.Condition()

@@ -534,6 +534,48 @@ def test_watch_exits_non_zero_when_a_session_was_never_mirrored(
     assert "will retry" not in stderr
 
 
+def test_watch_exits_non_zero_when_a_session_was_refused(
+    pg_dsn: str, schema: str, tmp_path: Path, conn: psycopg.Connection[Any]
+) -> None:
+    """A folder holding another account's creds than the stored session is refused (never
+    mirrored over it): `waauth watch` mirrors the others, names it and exits 6, as for any
+    session it could not mirror, so that a supervisor sees it."""
+    key = Keyring.generate_key()
+    ring = Keyring([key])
+    with waauth.PostgresAuthState.open(pg_dsn, "bot", keyring=ring, schema=schema) as state:
+        state.import_folder(G7.folder)
+    shutil.copytree(G7.folder, tmp_path / "auth" / "good")
+    shutil.copytree(G6.folder, tmp_path / "auth" / "bot")  # another account's fresh login
+    watch = cli_support.Background(
+        "--dsn",
+        pg_dsn,
+        "--schema",
+        schema,
+        "watch",
+        "auth",
+        env={"WAAUTH_KEYS": key},
+        cwd=tmp_path,
+    )
+    try:
+        watch.wait_for("watching")
+        (tmp_path / "auth" / "good" / "pre-key-100.json").write_bytes(LIVE_PRE_KEY)
+        deadline = time.monotonic() + 20
+        while "pre-key-100.json" not in stored(conn, schema, "good", ring):
+            assert time.monotonic() < deadline, watch.stderr
+            assert watch.proc.poll() is None, watch.stderr
+            time.sleep(0.1)
+        watch.proc.send_signal(signal.SIGTERM)
+        code, _, stderr = watch.finish()
+    finally:
+        watch.kill()
+    assert code == 6, stderr
+    assert "bot" in stderr
+    assert "another account" in stderr
+    # Both logins name the same number: the message says what differs.
+    assert "another identity key" in stderr
+    assert stored(conn, schema, "bot", ring) == G7.files()
+
+
 def test_sigterm_stops_watch_beside_a_fifo(pg_dsn: str, schema: str, tmp_path: Path) -> None:
     """A FIFO named like a record never blocks `waauth watch`: SIGTERM ends it."""
     shutil.copytree(G7.folder, tmp_path / "auth" / "s1")

@@ -221,9 +221,13 @@ def _check_same_account(
         )
     incoming = _folders.identity_of(creds)
     if not held.same_account(incoming):
+        if incoming.account and incoming.account == held.account:
+            # A new login of the same number: only the identity key tells the two apart.
+            which = f"than the stored ones (another identity key, though both name {held.account})"
+        else:
+            which = f"{_of_account(incoming)} than the stored ones{_of_account(held)}".lstrip()
         raise IdentityConflict(
-            f"session {session_id!r}: the folder holds another account's creds"
-            f"{_of_account(incoming)} than the stored ones{_of_account(held)}; "
+            f"session {session_id!r}: the folder holds another account's creds {which}; "
             "pass force=True to replace them"
         )
 

@@ -594,7 +594,7 @@ def watch(
 
     SIGINT (Ctrl-C) or SIGTERM stops it after a final push of what is left; a second signal
     stops at once. Exits 5 if the file watcher kept failing (it is restarted first), and 6 if
-    a session could not be mirrored up to the end (the others were).
+    a session could not be mirrored up to the end, or was refused (the others were).
     """
     only = [_session_id(s) for s in session_ids] or None
     keyring = app.keyring()
@@ -632,7 +632,9 @@ def watch(
         raise WatcherFailed(f"the file watcher was given up: {mirror.watcher_error}")
     for line in stats.failing:
         app.warn(f"could not be mirrored: {line}")
-    return EXIT_NOT_MIRRORED if stats.failing else EXIT_OK
+    # A refused session (another account's creds in its folder, another owner's session) was
+    # never mirrored either: a supervisor must see it as it sees one that kept failing.
+    return EXIT_NOT_MIRRORED if stats.failing or stats.refused else EXIT_OK
 
 
 def _watch_summary(stats: MirrorStats) -> dict[str, Any]:
