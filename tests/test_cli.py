@@ -531,6 +531,26 @@ def test_rm_refuses_a_session_a_live_process_runs(cli: Cli, sessions: Path) -> N
 # -- pull under adversity (issue 13) -----------------------------------------------------------
 
 
+def test_pull_makes_a_new_root_private(cli: Cli, sessions: Path, tmp_path: Path) -> None:
+    """A root folder that pull creates is 0700, like the session folders in it (its entries
+    name the sessions); one that exists keeps its mode."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    root = tmp_path / "deploy" / ".auth_sessions"
+    old = os.umask(0o022)
+    try:
+        assert cli("pull", "--all", str(root)).returncode == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "user_1").stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "user_1" / "creds.json").stat().st_mode) == 0o600
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    assert cli("pull", "--all", str(shared)).returncode == 0
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+
+
 def test_two_pulls_at_once_always_leave_a_complete_folder(
     cli: Cli, tmp_path: Path, conn: Conn
 ) -> None:
@@ -848,15 +868,17 @@ def reader(pg_dsn: str, schema: str, conn: Conn) -> Iterator[str]:
 def test_read_only_commands_work_with_a_read_only_role(
     cli: Cli, sessions: Path, reader: str, bare_schema: str, conn: Conn
 ) -> None:
-    """ls, show and doctor need only SELECT; on a missing schema they say so and create
-    nothing (even as a role that could)."""
+    """ls, show, doctor, verify and rotate-key --dry-run need only SELECT; on a missing
+    schema they say so and create nothing (even as a role that could)."""
     assert cli("push", "--all", str(sessions)).returncode == 0
     as_reader = Cli(reader, cli.schema, cli.key)
-    for args in (("ls",), ("show", "user_1"), ("doctor",)):
+    reading = (("ls",), ("show", "user_1"), ("doctor",), ("verify", "--all"))
+    for args in (*reading, ("rotate-key", "--dry-run")):
         result = as_reader(*args)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
+        assert "permission denied" not in result.stderr, args
     missing = Cli(cli.dsn, bare_schema + "_none", cli.key)
-    for args in (("ls",), ("show", "user_1")):
+    for args in (("ls",), ("show", "user_1"), ("verify", "--all"), ("rotate-key", "--dry-run")):
         result = missing(*args)
         assert result.returncode == 1
         assert "holds no waauth tables" in result.errors[0]

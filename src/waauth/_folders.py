@@ -163,7 +163,9 @@ def write_folder(
                 raise CorruptRecord(
                     session_id, name, f"not a safe record file name ({reason}); nothing written"
                 ) from None
-    root.mkdir(parents=True, exist_ok=True)
+    # A root made here is private too (0700): it lists the session ids. One that exists is
+    # the caller's and keeps its mode.
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = root / session_id
     with _session_lock(root, session_id):
         _repair_interrupted_swap(root, session_id)

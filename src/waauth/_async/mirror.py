@@ -175,7 +175,7 @@ class AsyncMirror:
     async def start(self) -> None:
         """Open the database, push every folder once, and start watching."""
         await self._db.open(migrate=self._migrate)
-        await ato_thread(self._root.mkdir, parents=True, exist_ok=True)
+        await ato_thread(self._root.mkdir, 0o700, parents=True, exist_ok=True)  # private if new
         try:
             await self.flush()
         except BaseException:

@@ -176,7 +176,7 @@ class Mirror:
     def start(self) -> None:
         """Open the database, push every folder once, and start watching."""
         self._db.open(migrate=self._migrate)
-        to_thread(self._root.mkdir, parents=True, exist_ok=True)
+        to_thread(self._root.mkdir, 0o700, parents=True, exist_ok=True)  # private if new
         try:
             self.flush()
         except BaseException:

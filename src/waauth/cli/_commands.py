@@ -904,7 +904,8 @@ def rotate_key(
             "rotate-key needs keys (WAAUTH_KEYS or --key-file): the first key seals every row"
         )
     first = keyring.key_ids[0]
-    app.ensure_schema()
+    # A dry run only counts: it never changes the schema.
+    (app.check_schema if dry_run else app.ensure_schema)()
     db = app.database(pool_size=2)
     db.open(migrate=False)
     try:
@@ -1059,7 +1060,7 @@ def verify_command(app: App, *, session_ids: tuple[str, ...], all_: bool, as_jso
         raise click.UsageError("verify needs --all or --session ID (not both)")
     wanted = None if all_ else [_session_id(s) for s in session_ids]
     keyring = app.keyring()
-    app.ensure_schema()
+    app.check_schema()  # it reads only: a monitoring role without DDL rights can run it
     report = verify_sessions(
         app.dsn, keyring=keyring, session_ids=wanted, schema=app.schema, retry=app.retry
     )
@@ -1153,7 +1154,7 @@ def _record_restore(root: Path, seconds: float, sessions: int) -> None:
     data = _output.to_json({"seconds": round(seconds, 3), "sessions": sessions})
     temp = root / f"{RESTORE_FILE}.tmp"
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         temp.write_text(data, encoding="utf-8")
         temp.replace(root / RESTORE_FILE)
     except OSError as exc:  # a metric is not worth failing a restore
