@@ -262,6 +262,48 @@ def test_rm_then_takeover_fences_the_paused_holder(
         paused_holder_is_fenced(proc, dsn, schema, pg_dsn, ring)
 
 
+def test_a_logout_fences_a_holder_paused_past_its_lease(
+    dsn: str, schema: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    """Holder A pairs and is paused past its ttl; another process logs the session out
+    (``delete()``, no lease of its own); A resumes: its writes are refused, and the session
+    stays logged out with nothing stored."""
+    key = Keyring.generate_key()
+    ring = Keyring([key])
+    creds_a = tmp_path / "creds-111.json"
+    creds_a.write_bytes(waauth.codec.encode(account_creds("111")))
+    with subprocess.Popen(
+        [sys.executable, str(CHILD), "pair", dsn, schema, "s", "3", key, str(creds_a)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            read_until(proc, "paired")
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(4)  # past the 3 s ttl
+            with waauth.PostgresAuthState.open(dsn, "s", keyring=ring, schema=schema) as state:
+                state.delete()
+            proc.send_signal(signal.SIGCONT)
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            outcome = [read_until(proc, "keys.set"), read_until(proc, "flush")]
+            assert outcome == ["keys.set: LeaseLost", "flush: LeaseLost"]
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+    with psycopg.connect(pg_dsn) as conn:
+        assert stored(conn, schema, "s", ring) == {}
+        row = conn.execute(
+            f"SELECT status FROM {schema}.sessions WHERE session_id = 's'"
+        ).fetchone()
+    assert row == ("logged_out",)
+
+
 def paused_holder_is_fenced(
     proc: subprocess.Popen[str], dsn: str, schema: str, pg_dsn: str, ring: Keyring
 ) -> None:

@@ -32,6 +32,11 @@ WHERE r.session_id = %(session_id)s AND r.file_name = ANY(%(names)b::text[])
   AND (%(owner)s::text IS NULL OR r.owner_id = %(owner)s::text)
 """
 
+FENCE_FROM_CLOCK: Final = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+"""A fencing token from the database's clock (microseconds since the epoch): larger than any
+token handed out before, even by a lease row since deleted or restored from an older dump, or
+by a schema since dropped and created again, as long as the database's clock does not go back."""
+
 # Fencing: with a lease token, a statement writes only while the lease still has that token.
 # FOR SHARE makes a takeover (which updates the lease row) wait for the write, or the write
 # see the takeover: never both.
@@ -127,13 +132,21 @@ WITH {_FENCE}, session AS (
 ), deleted AS (
     DELETE FROM {{schema}}.records r USING session WHERE r.session_id = session.session_id
     RETURNING 1
+), retired AS (
+    -- A holder paused past its lease's expiry must not write the session back when it wakes
+    -- up: the expired lease's token is retired (a live holder keeps its lease).
+    UPDATE {{schema}}.leases l SET token = greatest(l.token + 1, {FENCE_FROM_CLOCK})
+    FROM session
+    WHERE l.session_id = session.session_id AND l.expires_at <= now()
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM session),
        (SELECT count(*) FROM deleted),
        EXISTS (SELECT 1 FROM {{schema}}.sessions s2 WHERE s2.session_id = %(session_id)s),
        {_FENCED}
 """
-"""Log out: every record goes, the registry row stays with status 'logged_out'."""
+"""Log out: every record goes, the registry row stays with status 'logged_out', and an
+expired lease gets a token nobody holds."""
 
 LIST_SESSIONS: Final = f"""
 WITH counts AS (
@@ -166,11 +179,6 @@ ORDER BY s.session_id
 """
 """The sessions a restore of every session writes: the registry alone (the listing of
 ``list_sessions`` also counts every record, which took 0.1 to 0.5 s over 200,000 rows)."""
-
-FENCE_FROM_CLOCK: Final = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-"""A fencing token from the database's clock (microseconds since the epoch): larger than any
-token handed out before, even by a lease row since deleted or restored from an older dump, or
-by a schema since dropped and created again, as long as the database's clock does not go back."""
 
 ACQUIRE_LEASE: Final = f"""
 WITH refused AS (

@@ -184,6 +184,11 @@ def _delete_session(t: Tables, p: Params) -> list[Row]:
         session, status="logged_out", account_id=None, updated_at=now()
     )
     deleted = len(t.records.pop(session_id, {}))
+    lease = t.leases.get(session_id)
+    if lease is not None and lease.expires_at <= now():  # the paused holder is fenced
+        t.leases[session_id] = dataclasses.replace(
+            lease, token=max(lease.token + 1, _clock_token())
+        )
     return [(1, deleted, True, True)]
 
 
