@@ -919,3 +919,15 @@ def test_watch_json_prints_its_final_summary(cli: Cli, sessions: Path) -> None:
     stored = {i["session_id"]: i["files"] for i in cli("ls", "--json").json()}
     assert summary["files_pushed"] == sum(stored.values()) > 0
     assert (summary["refused"], summary["held_elsewhere"], summary["failures"]) == ([], [], 0)
+
+
+@pytest.mark.parametrize(
+    "args", [("-q", "-v", "ls"), ("ls", "-q", "-v"), ("-q", "ls", "-v"), ("-v", "ls", "--quiet")]
+)
+def test_quiet_and_verbose_contradict_wherever_they_are_given(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    """Global options mean the same before or after the subcommand, the usage error too."""
+    result = cli(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "--quiet and --verbose contradict each other" in result.stderr

@@ -217,7 +217,8 @@ def _check_same_account(
     if creds is None:
         raise IdentityConflict(
             f"session {session_id!r}: the folder has no creds.json; importing it would remove "
-            f"the stored creds{_of_account(held)} (pass force=True to do it anyway)"
+            f"the stored creds{_of_account(held)} (force=True, `waauth push --force`, does it "
+            "anyway)"
         )
     incoming = _folders.identity_of(creds)
     if not held.same_account(incoming):
@@ -228,7 +229,7 @@ def _check_same_account(
             which = f"{_of_account(incoming)} than the stored ones{_of_account(held)}".lstrip()
         raise IdentityConflict(
             f"session {session_id!r}: the folder holds another account's creds {which}; "
-            "pass force=True to replace them"
+            "force=True (`waauth push --force`) replaces them"
         )
 
 

@@ -64,9 +64,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _EPILOG = """\b
 Exit status: 0 ok, 1 error, 2 usage error, 3 session lease held by another process,
-4 database unavailable, 5 watch: the watcher failed, 6 watch: a session never mirrored,
-7 verify: a session will not start cleanly, 8 verify, pull --verify: a session cannot be read,
-130 interrupted.
+4 database unavailable, 5 watch: the watcher failed, 6 watch: a session not mirrored (failing
+or refused), 7 verify: a session will not start cleanly, 8 verify, pull --verify: a session
+cannot be read, 130 interrupted.
 Docs: docs/cli.md."""
 
 
@@ -1337,7 +1337,10 @@ def _late(attribute: str, convert: Callable[[Any], Any] = lambda value: value) -
         app = ctx.find_object(App)
         if app is None:  # pragma: no cover - main() always passes one
             return
-        setattr(app, attribute, convert(value))
+        new = convert(value)
+        if attribute == "verbosity" and app.verbosity * new < 0:  # -q with -v, anywhere
+            raise click.UsageError("--quiet and --verbose contradict each other")
+        setattr(app, attribute, new)
         if attribute in ("verbosity", "debug"):
             _configure_logging(app)
 
