@@ -84,44 +84,44 @@ DECODE = "floor: the query, then AES-GCM and orjson.loads in a loop"
 ENCODE = "floor: orjson.dumps and AES-GCM in a loop, then the batch upsert"
 
 
+def _against(workload: str, by: dict[str, Row], system: str, floor: str) -> Row:
+    """``system``'s row with its per-repetition ratios to ``floor``."""
+    ratios = [w / f for w, f in zip(by[system].samples, by[floor].samples, strict=True)]
+    return Row(workload, system, by[system].samples, floor, ratios)
+
+
 def _targets(workload: str, rows: list[Row], floor: str, at_most: float) -> list[Target]:
     """waauth (sync, async) against a floor, as the median of the per-repetition ratios."""
     by = {r.system: r for r in rows}
-    targets = []
-    for system in (SYNC, ASYNC):
-        ratios = [w / f for w, f in zip(by[system].samples, by[floor].samples, strict=True)]
-        row = Row(workload, system, by[system].samples, floor, ratios)
-        short = floor.removeprefix("floor: ")
-        targets.append(
-            ratio_target(f"{workload} {system} <= {at_most}x {short}", row, at_most=at_most)
+    short = floor.removeprefix("floor: ")
+    return [
+        ratio_target(
+            f"{workload} {system} <= {at_most}x {short}",
+            _against(workload, by, system, floor),
+            at_most=at_most,
         )
-    return targets
+        for system in (SYNC, ASYNC)
+    ]
 
 
-def _context_ratios(workload: str, rows: list[Row], floor: str = "") -> list[Target]:
+def _context_ratios(workload: str, rows: list[Row], floor: str) -> list[Target]:
     """How far waauth is from what Python itself costs (context, no target): the decode
     floor, or for writes the encode floor; and that floor's own ratio to the bare one."""
-    floor = floor or DECODE
-    bare = UPSERT if floor == ENCODE else QUERY
-    short = "encode" if floor == ENCODE else "decode"
+    bare, short = (UPSERT, "encode") if floor == ENCODE else (QUERY, "decode")
     by = {r.system: r for r in rows}
-    out = []
-    for system in (SYNC, ASYNC):
-        ratios = [w / f for w, f in zip(by[system].samples, by[floor].samples, strict=True)]
-        row = Row(workload, system, by[system].samples, floor, ratios)
-        out.append(
-            Target(
-                f"{workload} {system} against the {short} floor (context)",
-                f"{row.ratio:.2f}x",
-                True,
-            )
+    out = [
+        Target(
+            f"{workload} {system} against the {short} floor (context)",
+            f"{_against(workload, by, system, floor).ratio:.2f}x",
+            True,
         )
-    ratios = [f / b for f, b in zip(by[floor].samples, by[bare].samples, strict=True)]
-    row = Row(workload, floor, by[floor].samples, bare, ratios)
+        for system in (SYNC, ASYNC)
+    ]
+    itself = _against(workload, by, floor, bare)
     out.append(
         Target(
             f"{workload} the {short} floor itself against {bare.removeprefix('floor: ')} (context)",
-            f"{row.ratio:.2f}x",
+            f"{itself.ratio:.2f}x",
             True,
         )
     )
@@ -193,7 +193,7 @@ def w2(ctx: Context) -> tuple[list[Row], list[Target]]:
         state.close()
         ctx.arun(astate.close())
     rows = rows_for("W2 keys.get 100 of 5,000 sessions", samples, QUERY)
-    return rows, _targets("W2", rows, QUERY, 1.5) + _context_ratios("W2", rows)
+    return rows, _targets("W2", rows, QUERY, 1.5) + _context_ratios("W2", rows, DECODE)
 
 
 async def _aopen(ctx: Context, session: str) -> AsyncPostgresAuthState:
@@ -259,4 +259,4 @@ def read_all(ctx: Context) -> tuple[list[Row], list[Target]]:
         state.close()
         ctx.arun(astate.close())
     rows = rows_for("R read every key of a 5,000-file session", samples, QUERY)
-    return rows, _targets("R", rows, QUERY, 3.0) + _context_ratios("R", rows)
+    return rows, _targets("R", rows, QUERY, 3.0) + _context_ratios("R", rows, DECODE)

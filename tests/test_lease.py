@@ -7,13 +7,14 @@ of the test server: no session-level locks or prepared statements may be relied 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,13 +245,14 @@ def account_creds(account: str) -> dict[str, Any]:
     return creds
 
 
-def test_rm_then_takeover_fences_the_paused_holder(
-    dsn: str, schema: str, pg_dsn: str, tmp_path: Path
-) -> None:
-    """Holder A pairs 111 and is paused past its ttl; `waauth rm --yes`; B takes the lease and
-    pairs 222; A resumes: its keys.set and its creds flush are refused, 222's creds stay."""
+@contextlib.contextmanager
+def paused_holder(
+    dsn: str, schema: str, tmp_path: Path
+) -> Iterator[tuple[Callable[[], list[str]], Keyring]]:
+    """Holder A (its own process) pairs account 111 under a 3 s lease and is SIGSTOPped past
+    it. Yields ``resume`` (SIGCONT, then A tries keys.set and a creds flush: what each gave)
+    and the keyring."""
     key = Keyring.generate_key()
-    ring = Keyring([key])
     creds_a = tmp_path / "creds-111.json"
     creds_a.write_bytes(waauth.codec.encode(account_creds("111")))
     with subprocess.Popen(
@@ -259,58 +261,34 @@ def test_rm_then_takeover_fences_the_paused_holder(
         stdout=subprocess.PIPE,
         text=True,
     ) as proc:
-        paused_holder_is_fenced(proc, dsn, schema, pg_dsn, ring)
 
-
-def test_a_logout_fences_a_holder_paused_past_its_lease(
-    dsn: str, schema: str, pg_dsn: str, tmp_path: Path
-) -> None:
-    """Holder A pairs and is paused past its ttl; another process logs the session out
-    (``delete()``, no lease of its own); A resumes: its writes are refused, and the session
-    stays logged out with nothing stored."""
-    key = Keyring.generate_key()
-    ring = Keyring([key])
-    creds_a = tmp_path / "creds-111.json"
-    creds_a.write_bytes(waauth.codec.encode(account_creds("111")))
-    with subprocess.Popen(
-        [sys.executable, str(CHILD), "pair", dsn, schema, "s", "3", key, str(creds_a)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            read_until(proc, "paired")
-            proc.send_signal(signal.SIGSTOP)
-            time.sleep(4)  # past the 3 s ttl
-            with waauth.PostgresAuthState.open(dsn, "s", keyring=ring, schema=schema) as state:
-                state.delete()
+        def resume() -> list[str]:
             proc.send_signal(signal.SIGCONT)
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
             outcome = [read_until(proc, "keys.set"), read_until(proc, "flush")]
-            assert outcome == ["keys.set: LeaseLost", "flush: LeaseLost"]
             assert proc.wait(timeout=30) == 0
+            return outcome
+
+        try:
+            read_until(proc, "paired")
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(4)  # past the 3 s ttl
+            yield resume, Keyring([key])
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
                 proc.wait()
-    with psycopg.connect(pg_dsn) as conn:
-        assert stored(conn, schema, "s", ring) == {}
-        row = conn.execute(
-            f"SELECT status FROM {schema}.sessions WHERE session_id = 's'"
-        ).fetchone()
-    assert row == ("logged_out",)
 
 
-def paused_holder_is_fenced(
-    proc: subprocess.Popen[str], dsn: str, schema: str, pg_dsn: str, ring: Keyring
+def test_rm_then_takeover_fences_the_paused_holder(
+    dsn: str, schema: str, pg_dsn: str, tmp_path: Path
 ) -> None:
-    try:
-        read_until(proc, "paired")
-        proc.send_signal(signal.SIGSTOP)
-        time.sleep(4)  # past the 3 s ttl
+    """Holder A pairs 111 and is paused past its ttl; `waauth rm --yes`; B takes the lease and
+    pairs 222; A resumes: its keys.set and its creds flush are refused, 222's creds stay."""
+    with paused_holder(dsn, schema, tmp_path) as (resume, ring):
         rm = cli_run("--dsn", dsn, "--schema", schema, "rm", "--yes", "s")
         assert rm.returncode == 0, rm.stderr
         with waauth.PostgresAuthState.open(
@@ -320,24 +298,30 @@ def paused_holder_is_fenced(
             state.creds = account_creds("222")
             state.save_creds()
             state.flush()
-            proc.send_signal(signal.SIGCONT)
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-            outcome = [read_until(proc, "keys.set"), read_until(proc, "flush")]
-            print(outcome)
-            assert outcome == ["keys.set: LeaseLost", "flush: LeaseLost"]
-            assert proc.wait(timeout=30) == 0
+            assert resume() == ["keys.set: LeaseLost", "flush: LeaseLost"]
             with psycopg.connect(pg_dsn) as conn:
                 rows = stored(conn, schema, "s", ring)
             assert waauth.codec.decode(rows["creds.json"])["me"]["id"] == "222:1@s.whatsapp.net"
             assert "session-stale.json" not in rows
             state.keys.set({"session": {"b": {"from": "B"}}})  # B still holds the lease
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.kill()
-            proc.wait()
+
+
+def test_a_logout_fences_a_holder_paused_past_its_lease(
+    dsn: str, schema: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    """Holder A pairs and is paused past its ttl; another process logs the session out
+    (``delete()``, no lease of its own); A resumes: its writes are refused, and the session
+    stays logged out with nothing stored."""
+    with paused_holder(dsn, schema, tmp_path) as (resume, ring):
+        with waauth.PostgresAuthState.open(dsn, "s", keyring=ring, schema=schema) as state:
+            state.delete()
+        assert resume() == ["keys.set: LeaseLost", "flush: LeaseLost"]
+    with psycopg.connect(pg_dsn) as conn:
+        assert stored(conn, schema, "s", ring) == {}
+        row = conn.execute(
+            f"SELECT status FROM {schema}.sessions WHERE session_id = 's'"
+        ).fetchone()
+    assert row == ("logged_out",)
 
 
 def test_tokens_never_repeat(

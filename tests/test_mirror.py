@@ -501,6 +501,30 @@ async def test_an_unreadable_session_does_not_stop_the_others(
     assert "will retry" not in caplog.text
 
 
+def _good_mirrored_then_sigterm(
+    watch: cli_support.Background,
+    tmp_path: Path,
+    conn: psycopg.Connection[Any],
+    schema: str,
+    ring: Keyring,
+) -> tuple[int, str]:
+    """Once watching, a new file in the session ``good`` reaches the database while the
+    command runs; then SIGTERM: (exit status, stderr)."""
+    try:
+        watch.wait_for("watching")
+        (tmp_path / "auth" / "good" / "pre-key-100.json").write_bytes(LIVE_PRE_KEY)
+        deadline = time.monotonic() + 20
+        while "pre-key-100.json" not in stored(conn, schema, "good", ring):
+            assert time.monotonic() < deadline, watch.stderr
+            assert watch.proc.poll() is None, watch.stderr
+            time.sleep(0.1)
+        watch.proc.send_signal(signal.SIGTERM)
+        code, _, stderr = watch.finish()
+    finally:
+        watch.kill()
+    return code, stderr
+
+
 def test_watch_exits_non_zero_when_a_session_was_never_mirrored(
     pg_dsn: str, schema: str, tmp_path: Path, conn: psycopg.Connection[Any]
 ) -> None:
@@ -516,19 +540,7 @@ def test_watch_exits_non_zero_when_a_session_was_never_mirrored(
     watch = cli_support.Background(
         "--dsn", pg_dsn, "--schema", schema, "watch", str(tmp_path / "auth"), env=env
     )
-    try:
-        watch.wait_for("watching")
-        (tmp_path / "auth" / "good" / "pre-key-100.json").write_bytes(LIVE_PRE_KEY)
-        deadline = time.monotonic() + 20
-        ring = Keyring([key])
-        while "pre-key-100.json" not in stored(conn, schema, "good", ring):
-            assert time.monotonic() < deadline, watch.stderr
-            assert watch.proc.poll() is None, watch.stderr
-            time.sleep(0.1)
-        watch.proc.send_signal(signal.SIGTERM)
-        code, _, stderr = watch.finish()
-    finally:
-        watch.kill()
+    code, stderr = _good_mirrored_then_sigterm(watch, tmp_path, conn, schema, Keyring([key]))
     assert code == 6, stderr
     assert "sealed" in stderr
     assert "will retry" not in stderr
@@ -556,18 +568,7 @@ def test_watch_exits_non_zero_when_a_session_was_refused(
         env={"WAAUTH_KEYS": key},
         cwd=tmp_path,
     )
-    try:
-        watch.wait_for("watching")
-        (tmp_path / "auth" / "good" / "pre-key-100.json").write_bytes(LIVE_PRE_KEY)
-        deadline = time.monotonic() + 20
-        while "pre-key-100.json" not in stored(conn, schema, "good", ring):
-            assert time.monotonic() < deadline, watch.stderr
-            assert watch.proc.poll() is None, watch.stderr
-            time.sleep(0.1)
-        watch.proc.send_signal(signal.SIGTERM)
-        code, _, stderr = watch.finish()
-    finally:
-        watch.kill()
+    code, stderr = _good_mirrored_then_sigterm(watch, tmp_path, conn, schema, ring)
     assert code == 6, stderr
     assert "bot" in stderr
     assert "another account" in stderr
