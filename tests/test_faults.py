@@ -212,6 +212,30 @@ async def test_outage_longer_than_the_budget(
     assert any("the database is back" in m for m in messages)
 
 
+async def test_a_failed_keys_set_counts_only_what_stays_pending(
+    twin: Twin, own_server: OwnServer, keyring: Keyring, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning when a keys.set cannot be written counts the records kept pending, not the
+    call's own: those are not kept (the caller got StoreUnavailable for them)."""
+    policy = RetryPolicy(budget=0.5, initial_delay=0.05, max_delay=0.1, connect_timeout=0.2)
+    caplog.set_level(logging.WARNING, logger="waauth")
+    state = await twin.open(own_server.dsn, "wt", keyring=keyring, window=30, retry=policy)
+    state.creds = golden_creds()
+    await state.save_creds()
+    await state.flush()
+    own_server.stop("immediate")
+    with pytest.raises(waauth.StoreUnavailable):
+        await state.keys.set({"pre-key": {str(i): {"never": "stored"} for i in range(1, 4)}})
+    assert state.stats().pending == 0
+    warnings = [r.getMessage() for r in caplog.records if "kept pending" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("keys.set for session 'wt'")
+    assert warnings[0].endswith("; 0 records kept pending")
+    own_server.start()
+    await state.close()
+    assert "pre-key-1.json" not in rows(own_server, "wt", keyring)
+
+
 async def test_flush_timeout(twin: Twin, own_server: OwnServer, keyring: Keyring) -> None:
     """flush(timeout) gives up after the timeout with the pending count, the state still usable."""
     state = await twin.open(own_server.dsn, "t", keyring=keyring, window=0.1, retry=FAST_RETRY)

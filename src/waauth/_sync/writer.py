@@ -143,8 +143,9 @@ class Writer:
                 connect_timeout=policy.connect_timeout,
             )
             rows, account = _rows(snapshot)
+            kept = len(rows)  # on failure, what was pending stays so; the call's own do not
             rows.update(planned)  # own entries are newer than anything pending for the file
-            self._write(rows, account, doing, remaining)
+            self._write(rows, account, doing, remaining, kept=kept)
             with self._cond:
                 self._pending.written(seq, snapshot)
                 self._cond.notify_all()
@@ -308,7 +309,10 @@ class Writer:
         account: str | None,
         doing: str,
         policy: RetryPolicy | None = None,
+        kept: int | None = None,
     ) -> None:
+        """Seal and write ``rows``; ``kept`` is how many of them stay pending if it fails (all
+        of them unless said)."""
         self._check_lease()
         batch = _records.sealed_batch(self._keyring, self._session_id, rows, account)
         token = None if self._lease is None else self._lease.token(self._session_id)
@@ -338,7 +342,7 @@ class Writer:
                 logger.warning(
                     "%s; %d records kept pending",
                     exc,
-                    len(rows),
+                    len(rows) if kept is None else kept,
                     extra={**self._fields, "error": type(exc).__name__},
                 )
             raise
