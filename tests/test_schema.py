@@ -223,3 +223,25 @@ def test_migrations_are_additive(migration: waauth.schema.Migration) -> None:
         r"\bDELETE\s+FROM\b",
     ):
         assert not re.search(forbidden, sql), f"{forbidden} in migration {migration.version}"
+
+
+async def test_a_dsn_or_a_store_instead_of_a_connection_is_named(
+    conn: psycopg.Connection[tuple[object, ...]], pg_dsn: str
+) -> None:
+    """The schema functions take a connection; a DSN, an in-memory store or the other flavour's
+    connection gets a ConfigurationError naming the function, not an AttributeError."""
+    from waauth.testing import InMemoryStore  # noqa: PLC0415
+
+    cases = [
+        (waauth.migrate, pg_dsn, "waauth.migrate takes an open psycopg Connection, not str"),
+        (
+            waauth.enable_row_level_security,
+            InMemoryStore(),
+            "waauth.enable_row_level_security takes an open psycopg Connection, not InMemoryStore",
+        ),
+    ]
+    for function, wrong, message in cases:
+        with pytest.raises(waauth.ConfigurationError, match=f"^{re.escape(message)}:"):
+            function(wrong)  # type: ignore[arg-type]
+    with pytest.raises(waauth.ConfigurationError, match=r"^waauth\.amigrate .* not Connection:"):
+        await waauth.amigrate(conn)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from ..errors import ConfigurationError
 from ..schema import (
     DEFAULT_SCHEMA,
     EXISTS_SQL,
@@ -24,8 +25,19 @@ from ..schema import (
 logger = logging.getLogger("waauth.schema")
 
 
+def _check_connection(conn: object, what: str) -> None:
+    """Name the mistake (a DSN, a pool, an in-memory store passed) instead of letting an
+    ``AttributeError`` come out of psycopg-shaped code."""
+    if not isinstance(conn, AsyncConnection):
+        raise ConfigurationError(
+            f"waauth.{what} takes an open psycopg AsyncConnection, not {type(conn).__name__}: "
+            "connect with psycopg.AsyncConnection.connect(dsn) (an in-memory store has no schema)"
+        )
+
+
 async def acurrent_version(conn: AsyncConnection[Any], schema: str = DEFAULT_SCHEMA) -> int:
     """The schema version recorded in ``schema`` (0 when waauth's tables are not there)."""
+    _check_connection(conn, "acurrent_version")
     cur = await conn.execute(EXISTS_SQL, [version_table(schema)])
     row = await cur.fetchone()
     if not row or not row[0]:
@@ -42,6 +54,7 @@ async def amigrate(conn: AsyncConnection[Any], schema: str = DEFAULT_SCHEMA) -> 
     call it). Otherwise every pending migration runs in one transaction (a savepoint if ``conn``
     is already in one) under a transaction advisory lock, so concurrent callers queue.
     """
+    _check_connection(conn, "amigrate")
     if not pending(await acurrent_version(conn, schema), schema):
         return 0
     async with conn.transaction():
@@ -68,6 +81,7 @@ async def aenable_row_level_security(
     sessions whose ``owner_id`` equals the ``waauth.owner_id`` setting, which a state opened
     with ``owner_id`` sets in each of its transactions.
     """
+    _check_connection(conn, "aenable_row_level_security")
     await amigrate(conn, schema)
     async with conn.transaction():
         await conn.execute(LOCK_SQL, [lock_key(schema)])

@@ -9,6 +9,7 @@ from typing import Any
 
 from psycopg import Connection
 
+from ..errors import ConfigurationError
 from ..schema import (
     DEFAULT_SCHEMA,
     EXISTS_SQL,
@@ -26,8 +27,19 @@ from ..schema import (
 logger = logging.getLogger("waauth.schema")
 
 
+def _check_connection(conn: object, what: str) -> None:
+    """Name the mistake (a DSN, a pool, an in-memory store passed) instead of letting an
+    ``AttributeError`` come out of psycopg-shaped code."""
+    if not isinstance(conn, Connection):
+        raise ConfigurationError(
+            f"waauth.{what} takes an open psycopg Connection, not {type(conn).__name__}: "
+            "connect with psycopg.Connection.connect(dsn) (an in-memory store has no schema)"
+        )
+
+
 def current_version(conn: Connection[Any], schema: str = DEFAULT_SCHEMA) -> int:
     """The schema version recorded in ``schema`` (0 when waauth's tables are not there)."""
+    _check_connection(conn, "current_version")
     cur = conn.execute(EXISTS_SQL, [version_table(schema)])
     row = cur.fetchone()
     if not row or not row[0]:
@@ -44,6 +56,7 @@ def migrate(conn: Connection[Any], schema: str = DEFAULT_SCHEMA) -> int:
     call it). Otherwise every pending migration runs in one transaction (a savepoint if ``conn``
     is already in one) under a transaction advisory lock, so concurrent callers queue.
     """
+    _check_connection(conn, "migrate")
     if not pending(current_version(conn, schema), schema):
         return 0
     with conn.transaction():
@@ -68,6 +81,7 @@ def enable_row_level_security(conn: Connection[Any], schema: str = DEFAULT_SCHEM
     sessions whose ``owner_id`` equals the ``waauth.owner_id`` setting, which a state opened
     with ``owner_id`` sets in each of its transactions.
     """
+    _check_connection(conn, "enable_row_level_security")
     migrate(conn, schema)
     with conn.transaction():
         conn.execute(LOCK_SQL, [lock_key(schema)])
