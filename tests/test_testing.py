@@ -494,6 +494,14 @@ def test_the_library_functions_run_on_a_store(tmp_path: Path) -> None:
     source: Any = store
     with pytest.raises(waauth.ConfigurationError, match="does not run this statement"):
         waauth.verify_sessions(source, keyring=Keyring.plaintext())
+    # A mirror or a fleet refuses the store when it is made, not on every push or claim later.
+    for postgres_only in (waauth.Mirror, waauth.AsyncMirror, waauth.Fleet, waauth.AsyncFleet):
+        with pytest.raises(
+            waauth.ConfigurationError,
+            match=f"^waauth.{postgres_only.__name__} needs a PostgreSQL database, and "
+            "InMemoryStore does not run its statements",
+        ):
+            postgres_only(source, tmp_path, keyring=Keyring.plaintext())
 
 
 def test_a_schema_never_created_is_reported_as_on_postgres() -> None:

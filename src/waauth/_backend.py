@@ -18,6 +18,8 @@ import abc
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
+from .errors import ConfigurationError
+
 
 class Backend(abc.ABC):
     """A place that stores waauth's tables and runs waauth's statements on them."""
@@ -42,3 +44,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """What ``repr`` of a database on this back end says it is (never a secret)."""
+
+
+def require_postgres(source: object, what: str) -> None:
+    """Refuse a back end where ``what`` needs PostgreSQL (statements no back end runs but it):
+    at construction, rather than as a failure on every push or claim later."""
+    if isinstance(source, Backend):
+        raise ConfigurationError(
+            f"{what} needs a PostgreSQL database, and {source.describe()} does not run its "
+            "statements: give it a DSN or a pool (in tests, the test database)"
+        )

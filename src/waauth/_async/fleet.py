@@ -30,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from .. import _folders, _queries
 from .._acompat import AsyncCondition, AsyncWorker, acondition_wait, ajoin, aspawn, ato_thread
+from .._backend import require_postgres
 from ..encryption import Keyring
 from ..errors import ConfigurationError, WaauthError
 from ..retry import DEFAULT_POLICY, RetryPolicy
@@ -103,6 +104,7 @@ class AsyncFleet:
         rescan_interval: float = 30.0,
         migrate: bool = True,
     ) -> None:
+        require_postgres(source, "waauth.AsyncFleet")
         if not isinstance(claim_interval, int | float) or claim_interval <= 0:
             raise ConfigurationError(f"claim_interval must be > 0 seconds, not {claim_interval!r}")
         if max_sessions is not None and max_sessions < 1:

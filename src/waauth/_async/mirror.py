@@ -42,6 +42,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from .. import _folders, _records, layout
 from .._acompat import AsyncEvent, AsyncLock, AsyncWorker, ajoin, aspawn, ato_thread, task_alive
+from .._backend import require_postgres
 from .._mirroring import MirrorStats, Plan, Tracker
 from ..encryption import Keyring
 from ..errors import (
@@ -118,6 +119,7 @@ class AsyncMirror:
     ) -> None:
         """``leases`` shares a lease keeper (a fleet's): the mirror then writes under its
         leases, and closes it on :meth:`stop`."""
+        require_postgres(source, "waauth.AsyncMirror")
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
                 f"keyring must be a waauth.Keyring, not {type(keyring).__name__}"

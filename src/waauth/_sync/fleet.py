@@ -31,6 +31,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from .. import _folders, _queries
+from .._backend import require_postgres
 from .._compat import Condition, Worker, condition_wait, join, spawn, to_thread
 from ..encryption import Keyring
 from ..errors import ConfigurationError, WaauthError
@@ -105,6 +106,7 @@ class Fleet:
         rescan_interval: float = 30.0,
         migrate: bool = True,
     ) -> None:
+        require_postgres(source, "waauth.Fleet")
         if not isinstance(claim_interval, int | float) or claim_interval <= 0:
             raise ConfigurationError(f"claim_interval must be > 0 seconds, not {claim_interval!r}")
         if max_sessions is not None and max_sessions < 1:

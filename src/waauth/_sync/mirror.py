@@ -42,6 +42,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from .. import _folders, _records, layout
+from .._backend import require_postgres
 from .._compat import Event, Lock, Worker, join, spawn, task_alive, to_thread
 from .._mirroring import MirrorStats, Plan, Tracker
 from ..encryption import Keyring
@@ -119,6 +120,7 @@ class Mirror:
     ) -> None:
         """``leases`` shares a lease keeper (a fleet's): the mirror then writes under its
         leases, and closes it on :meth:`stop`."""
+        require_postgres(source, "waauth.Mirror")
         if not isinstance(keyring, Keyring):
             raise ConfigurationError(
                 f"keyring must be a waauth.Keyring, not {type(keyring).__name__}"
