@@ -820,6 +820,28 @@ def test_pull_if_unleased_leaves_a_session_another_process_runs(
     assert folder_files(tmp_path / "a" / "user_1") == golden("baileys7").files()
 
 
+def test_pull_all_if_unleased_restores_every_session_but_the_held_one(
+    cli: Cli, sessions: Path, tmp_path: Path
+) -> None:
+    """A replica restoring --all while another runs user_1 (first in line): user_2 is still
+    restored, user_1 is named and left out, and pull exits 3 once the rest are written."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    with waauth.Lease(cli.dsn, "user_1", schema=cli.schema):
+        held = cli("pull", "--all", "--if-unleased", str(tmp_path / "auth"))
+        as_json = cli("pull", "--all", "--if-unleased", "--json", str(tmp_path / "again"))
+    assert held.returncode == 3, held.stderr
+    assert not (tmp_path / "auth" / "user_1").exists()
+    assert folder_files(tmp_path / "auth" / "user_2") == folder_files(sessions / "user_2")
+    assert "not restored: session 'user_1' is held by" in held.stderr
+    assert "1 session left out: another live process holds the lease" in held.stderr
+    assert f"restored 1 session into {tmp_path / 'auth'}" in held.stdout
+    assert as_json.returncode == 3, as_json.stderr
+    report = as_json.json()
+    assert list(report["written"]) == ["user_2"]
+    assert list(report["held"]) == ["user_1"]
+    assert report["held"]["user_1"].startswith("session 'user_1' is held by")
+
+
 def test_global_options_work_after_the_subcommand(
     cli: Cli, sessions: Path, tmp_path: Path, key: str
 ) -> None:

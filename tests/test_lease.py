@@ -27,6 +27,7 @@ from waauth import Keyring
 from .cli_support import run as cli_run
 from .golden import golden
 from .pgbouncer import PgBouncer
+from .test_folders import folder_files
 from .test_state import stored
 from .twins import Twin
 
@@ -213,10 +214,15 @@ async def test_mirror_takes_the_lease(
 async def test_materialize_can_require_a_free_lease(
     twin: Twin, dsn: str, schema: str, keyring: Keyring, tmp_path: Path
 ) -> None:
-    """materialize(if_unleased=True) refuses while a live process runs the session."""
-    async with await twin.open(dsn, "s", keyring=keyring, schema=schema) as state:
-        await state.import_folder(golden("baileys7").folder)
-    with waauth.Lease(dsn, "s", schema=schema), pytest.raises(waauth.LeaseHeld, match="held by"):
+    """materialize(if_unleased=True) leaves out a session a live process runs, writes the
+    others (a held session first in line stops none of them), then raises its LeaseHeld."""
+    for session_id in ("a", "s"):
+        async with await twin.open(dsn, session_id, keyring=keyring, schema=schema) as state:
+            await state.import_folder(golden("baileys7").folder)
+    with (
+        waauth.Lease(dsn, "a", schema=schema),
+        pytest.raises(waauth.LeaseHeld, match=r"^session 'a' is held by") as info,
+    ):
         await twin.call(
             waauth.materialize,
             waauth.amaterialize,
@@ -226,6 +232,9 @@ async def test_materialize_can_require_a_free_lease(
             schema=schema,
             if_unleased=True,
         )
+    assert info.value.pid == os.getpid()
+    assert not (tmp_path / "a").exists()
+    assert folder_files(tmp_path / "s") == golden("baileys7").files()
     report = await twin.call(
         waauth.materialize,
         waauth.amaterialize,
@@ -235,7 +244,8 @@ async def test_materialize_can_require_a_free_lease(
         schema=schema,
         if_unleased=True,
     )
-    assert list(report.written) == ["s"]
+    assert list(report.written) == ["a", "s"]
+    assert report.held == {}
 
 
 def account_creds(account: str) -> dict[str, Any]:

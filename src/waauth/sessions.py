@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import WaauthError
+from .errors import LeaseHeld, WaauthError
 
 __all__ = ["ImportResult", "MaterializeReport", "SessionInfo"]
 
@@ -74,3 +74,6 @@ class MaterializeReport:
     failed: dict[str, WaauthError] = field(default_factory=dict)
     """Session id -> why it was not written (a row that does not open, an unsafe file name,
     an id that cannot name a folder); its folder, if any, was left as it was."""
+    held: dict[str, LeaseHeld] = field(default_factory=dict)
+    """With ``if_unleased``: session id -> the lease another live process holds on it (another
+    replica runs it), so its folder was not written or touched."""

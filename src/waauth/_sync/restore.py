@@ -49,9 +49,10 @@ def restore_sessions(
     """Write each session's folder into ``report`` (or list it as without creds, or failed).
 
     Each folder is written as :func:`waauth._folders.write_folder` writes one. A session that
-    cannot be restored is logged and put in ``report.failed``; the others go on.
-    :class:`~waauth.StoreUnavailable` and :class:`~waauth.LeaseHeld` stop the restore once the
-    folders being written are done. ``done`` is called once per session, when it is finished.
+    cannot be restored is logged and put in ``report.failed``, one that another live process
+    holds (``if_unleased``) in ``report.held``; the others go on. :class:`~waauth.StoreUnavailable`
+    stops the restore once the folders being written are done. ``done`` is called once per
+    session, when it is finished.
     """
     writing: deque[tuple[str, Future[Path]]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="waauth-restore") as disk:
@@ -102,8 +103,13 @@ def _fetch(
             if holder is not None:
                 raise held_error(session_id, holder)
         files = db.run(f"materialize session {session_id!r}", read_records(db, session_id, keyring))
-    except (StoreUnavailable, LeaseHeld):
+    except StoreUnavailable:
         raise
+    except LeaseHeld as exc:
+        # Another replica runs it: leave its folder alone, as a failure would, but say why.
+        logger.warning("not restored: %s", exc)  # the error names the session
+        report.held[session_id] = exc
+        return None
     except WaauthError as exc:
         _failed(report, session_id, exc)
         return None

@@ -553,8 +553,10 @@ def materialize(
     an id that cannot name a folder or a folder that cannot be written fails that session
     only (its folder is left as it was); once every other session is written,
     :class:`~waauth.IncompleteRestore` is raised, its ``report`` naming each failure. With
-    ``if_unleased``, a session whose lease a live process holds raises
-    :class:`~waauth.LeaseHeld` before its folder is written (another replica runs it).
+    ``if_unleased``, a session whose lease a live process holds (another replica runs it) is
+    not written and is listed in the report's ``held``; once every other session is written,
+    its :class:`~waauth.LeaseHeld` is raised (the first one's, if many; a failure's
+    :class:`~waauth.IncompleteRestore` comes first).
     :class:`~waauth.StoreUnavailable` stops the whole restore: every session would fail alike.
     ``migrate`` creates or upgrades the schema when needed, as :meth:`PostgresAuthState.open`
     does, so the first deploy on an empty database restores nothing and starts.
@@ -574,14 +576,17 @@ def materialize(
     finally:
         db.close()
     logger.info(
-        "materialized %d sessions into %s (%d without creds, %d failed)",
+        "materialized %d sessions into %s (%d without creds, %d failed, %d held elsewhere)",
         len(report.written),
         root,
         len(report.without_creds),
         len(report.failed),
+        len(report.held),
     )
     if report.failed:
         raise IncompleteRestore(report)
+    if report.held:
+        raise next(iter(report.held.values()))
     return report
 
 

@@ -472,7 +472,9 @@ def _pushed_line(session_id: str, entry: dict[str, Any]) -> str:
 # issue 15: --require and --if-unleased (their logic: _check_required, if_unleased= below)
 @click.option("--require", is_flag=True, help="A --session not stored (or without creds) fails.")
 @click.option(
-    "--if-unleased", is_flag=True, help="Exit 3 if a live process holds a session's lease."
+    "--if-unleased",
+    is_flag=True,
+    help="Leave out a session a live process holds (exit 3 once the rest are written).",
 )
 @click.option("--verify", is_flag=True, help="Verify first; do not restore unreadable sessions.")
 @json_option
@@ -535,9 +537,15 @@ def pull(
         _check_required(total.without_creds)
     if as_json:
         failed = {sid: str(exc) for sid, exc in total.failed.items()}
+        held = {sid: str(exc) for sid, exc in total.held.items()}  # --if-unleased
         app.out(
             _output.to_json(
-                {"written": total.written, "without_creds": total.without_creds, "failed": failed}
+                {
+                    "written": total.written,
+                    "without_creds": total.without_creds,
+                    "failed": failed,
+                    "held": held,
+                }
             )
         )
     else:
@@ -554,6 +562,12 @@ def pull(
             "restored (see the errors above; docs/folders.md says what to do)"
         )
         return _exit_code(next(iter(total.failed.values())))
+    if total.held:  # --if-unleased: each was named as a warning, as it was left out
+        app.note(
+            f"{len(total.held)} session{'' if len(total.held) == 1 else 's'} left out: another "
+            "live process holds the lease (another replica runs it)"
+        )
+        return _exit_code(next(iter(total.held.values())))
     return EXIT_UNREADABLE if refused else EXIT_OK  # --verify
 
 
