@@ -594,3 +594,63 @@ async def test_hidden_session_ids_are_refused_by_the_api(
         with pytest.raises(waauth.InvalidInput, match="not a safe record file name"):
             await state.keys.set({".x": {"1": {"v": 1}}})
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_restore_paused_holding_the_lock_fails_that_session_only(
+    twin: Twin,
+    pg_dsn: str,
+    schema: str,
+    keyring: Keyring,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another restore of session 'a' holds its lock and is paused (SIGSTOP): this restore
+    waits LOCK_WAIT for it, then fails 'a' alone, naming the lock; 'b' is restored. Once the
+    paused one is killed, 'a' restores."""
+    for session_id in ("a", "b"):
+        async with await twin.open(pg_dsn, session_id, keyring=keyring, schema=schema) as state:
+            await state.import_folder(golden("baileys7").folder)
+    lock = tmp_path / ".a.waauth-lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        holder.send_signal(signal.SIGSTOP)
+        monkeypatch.setattr(_folders, "LOCK_WAIT", 0.5)
+        started = time.monotonic()
+        with pytest.raises(waauth.IncompleteRestore) as info:
+            await twin.call(
+                waauth.materialize,
+                waauth.amaterialize,
+                pg_dsn,
+                tmp_path,
+                keyring=keyring,
+                schema=schema,
+            )
+        assert 0.5 <= time.monotonic() - started < 10
+        report = info.value.report
+        assert list(report.written) == ["b"]
+        assert str(report.failed["a"]) == (
+            f"session 'a': another restore has held its lock ({lock}) for 0.5 s (a process "
+            "paused or stuck?); its folder was left as it was"
+        )
+        assert not (tmp_path / "a").exists()
+        assert folder_files(tmp_path / "b") == golden("baileys7").files()
+    finally:
+        holder.kill()
+        holder.communicate()
+    report = await twin.call(
+        waauth.materialize, waauth.amaterialize, pg_dsn, tmp_path, keyring=keyring, schema=schema
+    )
+    assert sorted(report.written) == ["a", "b"]
+    assert folder_files(tmp_path / "a") == golden("baileys7").files()

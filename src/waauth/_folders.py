@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ logger = logging.getLogger("waauth.folders")
 FOLDER_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
 # Suffixes of the entries a restore keeps beside ``root/<id>`` (see write_folder).
+LOCK_WAIT = 60.0
+"""Seconds a restore waits for another restore of the same session. A killed holder frees the
+lock at once, but a paused one (SIGSTOP, a frozen container) or one hung on a stuck disk holds
+it until it is killed: past this, that session fails, naming the lock, and the others go on."""
+
 _LOCK: Final = ".waauth-lock"
 _BUILDING: Final = ".waauth-tmp-"
 _ASIDE: Final = ".waauth-old"
@@ -240,7 +246,7 @@ def _check_built(building: Path, session_id: str, files: Mapping[str, bytes]) ->
 
 @contextmanager
 def _session_lock(root: Path, session_id: str) -> Iterator[None]:
-    """Hold the session's restore lock (blocking until another restore is done).
+    """Hold the session's restore lock (waiting, up to :data:`LOCK_WAIT`, for another restore).
 
     ``flock`` on a file of its own: released by the kernel when its holder dies, works
     between threads (each open is its own lock holder) and processes, and on NFS, where it is
@@ -250,10 +256,11 @@ def _session_lock(root: Path, session_id: str) -> Iterator[None]:
     """
     path = root / f".{session_id}{_LOCK}"
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    deadline = time.monotonic() + LOCK_WAIT
     while True:
         fd = os.open(path, flags, FILE_MODE)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock_by(fd, deadline, session_id, path)
             held = os.fstat(fd)
             now = os.stat(path)
         except FileNotFoundError:  # removed by the holder we waited for
@@ -273,6 +280,25 @@ def _session_lock(root: Path, session_id: str) -> Iterator[None]:
                 os.unlink(path)  # while still holding it: see above
         finally:
             os.close(fd)  # releases the lock
+
+
+def _flock_by(fd: int, deadline: float, session_id: str, path: Path) -> None:
+    """Lock ``fd`` exclusively, or raise once ``deadline`` passes (a blocking ``flock`` has no
+    timeout). Polls, briefly at first: another restore of one session takes milliseconds."""
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise WaauthError(
+                    f"session {session_id!r}: another restore has held its lock ({path}) for "
+                    f"{LOCK_WAIT:g} s (a process paused or stuck?); its folder was left as it "
+                    "was"
+                ) from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _write_rest(fd: int, data: bytes) -> None:
