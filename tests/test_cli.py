@@ -429,6 +429,35 @@ def test_doctor_finds_tampered_rows_missing_creds_and_pre_keys(
     assert_no_secret(human.stdout)
 
 
+def test_doctor_names_rows_no_restore_writes(cli: Cli, sessions: Path, conn: Conn) -> None:
+    """A row named '../x.json' (planted, or stored before the CHECK) makes every restore of its
+    session refuse it: doctor fails the records check naming the row, what is wrong with the
+    name and what to do, as verify does, instead of reporting the store healthy."""
+    assert cli("push", "--all", str(sessions)).returncode == 0
+    assert cli.key is not None
+    sealed = Keyring([cli.key]).encrypt(b"{}", session_id="user_1", file_name="../x.json")
+    conn.execute(f"ALTER TABLE {cli.schema}.records DROP CONSTRAINT records_file_name")
+    conn.execute(
+        f"INSERT INTO {cli.schema}.records (session_id, file_name, type, record_id, value) "
+        "VALUES ('user_1', '../x.json', 'x', 'x', %s)",
+        [sealed],
+    )
+    sick = cli("doctor", "--json")
+    assert sick.returncode == 1, sick.stdout
+    records = {c["name"]: c for c in sick.json()["checks"]}["records"]
+    assert records["status"] == "fail"
+    assert records["summary"].startswith("1 rows have a name no restore writes (of ")
+    assert records["rows"] == [
+        {
+            "session_id": "user_1",
+            "file_name": "../x.json",
+            "reason": "it holds a path separator or NUL",
+        }
+    ]
+    assert records["details"][-1].startswith("a restore refuses a session holding such a row")
+    assert cli("pull", "--session", "user_1", str(sessions.parent / "out")).returncode == 1
+
+
 def test_doctor_reports_a_missing_schema(pg_dsn: str, bare_schema: str, key: str) -> None:
     """doctor does not migrate: a schema never created is a problem to report."""
     result = Cli(pg_dsn, bare_schema, key)("doctor")

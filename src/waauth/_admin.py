@@ -298,6 +298,8 @@ class _Scan:
     old_key: int = 0
     undecryptable: list[RecordProblem] = field(default_factory=list)
     corrupt: list[RecordProblem] = field(default_factory=list)
+    unsafe: list[RecordProblem] = field(default_factory=list)
+    """Rows whose session id or file name no restore writes (planted, or from before the rules)."""
     sessions: dict[str, _SessionScan] = field(default_factory=dict)
 
 
@@ -344,6 +346,10 @@ def _scan_row(scan: _Scan, keyring: Keyring | None, row: tuple[Any, ...]) -> Non
     if key_type == "pre-key" and record_id.isdigit():
         session.pre_keys.add(int(record_id))
     if keyring is None:
+        return
+    unsafe = _unsafe_row(session_id, name)
+    if unsafe is not None:  # a restore refuses the session whatever the row holds
+        scan.unsafe.append(RecordProblem(session_id, name, unsafe.split(": ", 1)[-1]))
         return
     try:
         plain = keyring.decrypt(sealed, session_id=session_id, file_name=name)
@@ -397,7 +403,7 @@ def check_records(
 
 
 def _records_check(scan: _Scan, keyring: Keyring) -> Check:
-    bad = scan.undecryptable + scan.corrupt
+    bad = scan.undecryptable + scan.corrupt + scan.unsafe
     if not bad:
         return Check("records", "ok", f"{scan.rows} rows decrypt and parse with the current keys")
     parts = []
@@ -405,13 +411,22 @@ def _records_check(scan: _Scan, keyring: Keyring) -> Check:
         parts.append(f"{len(scan.undecryptable)} rows do not decrypt with the current keys")
     if scan.corrupt:
         parts.append(f"{len(scan.corrupt)} rows are not valid Baileys records")
+    if scan.unsafe:
+        parts.append(f"{len(scan.unsafe)} rows have a name no restore writes")
     details = _grouped(bad)
+    if scan.unsafe:
+        details.append(_UNSAFE_ADVICE)
     if scan.undecryptable:
         keys = ", ".join(keyring.key_ids) or "none (plaintext)"
         details.insert(0, f"the current keys: {keys}")
         details.extend(_WRONG_KEY_ADVICE)
     return Check("records", "fail", f"{'; '.join(parts)} (of {scan.rows})", details, bad)
 
+
+_UNSAFE_ADVICE: Final = (
+    "a restore refuses a session holding such a row: delete the row with SQL (its session "
+    "is not restored until then; docs/folders.md)"
+)
 
 # rotate-key cannot help on its own: it re-seals only rows that one of the keys opens.
 _WRONG_KEY_ADVICE: Final = (
