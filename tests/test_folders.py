@@ -35,6 +35,14 @@ def folder_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
+async def restore(twin: Twin, *args: Any, **options: Any) -> waauth.MaterializeReport:
+    """``waauth.materialize(*args, **options)``, or ``amaterialize`` for the async twin."""
+    report: waauth.MaterializeReport = await twin.call(
+        waauth.materialize, waauth.amaterialize, *args, **options
+    )
+    return report
+
+
 def copy_golden(version: str, dest: Path) -> Path:
     shutil.copytree(golden(version).folder, dest)
     return dest
@@ -104,14 +112,11 @@ async def test_no_creds_is_not_materialized(
     async with await twin.open(pg_dsn, "paired", keyring=keyring, schema=schema) as state:
         state.creds = golden_creds()
         await state.save_creds()
-    report = await twin.call(
-        waauth.materialize, waauth.amaterialize, pg_dsn, tmp_path, keyring=keyring, schema=schema
-    )
+    report = await restore(twin, pg_dsn, tmp_path, keyring=keyring, schema=schema)
     assert list(report.written) == ["paired"]
     assert report.without_creds == []  # only active sessions are asked for by default
-    report = await twin.call(
-        waauth.materialize,
-        waauth.amaterialize,
+    report = await restore(
+        twin,
         pg_dsn,
         tmp_path,
         keyring=keyring,
@@ -136,18 +141,16 @@ async def test_first_deploy_on_an_empty_database_restores_nothing(
     bare_schema = f"{schema}_new"  # this module's `schema` is migrated already
     conn.execute(f"DROP SCHEMA IF EXISTS {bare_schema} CASCADE")
     with pytest.raises(waauth.SchemaError):
-        await twin.call(
-            waauth.materialize,
-            waauth.amaterialize,
+        await restore(
+            twin,
             pg_dsn,
             tmp_path,
             keyring=keyring,
             schema=bare_schema,
             migrate=False,
         )
-    report = await twin.call(
-        waauth.materialize,
-        waauth.amaterialize,
+    report = await restore(
+        twin,
         pg_dsn,
         tmp_path,
         keyring=keyring,
@@ -351,9 +354,8 @@ async def test_a_folder_the_disk_refuses_fails_its_session_only(
     (root / "disk-2").write_bytes(b"not a folder")
     (root / ".disk-4.waauth-lock").mkdir()
     with pytest.raises(waauth.IncompleteRestore) as incomplete:
-        await twin.call(
-            waauth.materialize,
-            waauth.amaterialize,
+        await restore(
+            twin,
             pg_dsn,
             root,
             keyring=keyring,
@@ -401,9 +403,7 @@ async def test_hostile_file_names_write_nothing_outside(
     assert tree(tmp_path) == ["top", "top/root", "top/root/bad", "top/root/bad/creds.json"]
 
     with pytest.raises(waauth.IncompleteRestore) as incomplete:
-        await twin.call(
-            waauth.materialize, waauth.amaterialize, pg_dsn, root, keyring=keyring, schema=schema
-        )
+        await restore(twin, pg_dsn, root, keyring=keyring, schema=schema)
     report = incomplete.value.report
     assert list(report.written) == ["good"]
     assert list(report.failed) == ["bad"]
@@ -433,9 +433,8 @@ async def test_one_bad_session_does_not_stop_the_others(
         " WHERE session_id = 'tampered' AND file_name = 'pre-key-3.json'"
     )
     with pytest.raises(waauth.IncompleteRestore) as caught:
-        await twin.call(
-            waauth.materialize,
-            waauth.amaterialize,
+        await restore(
+            twin,
             pg_dsn,
             tmp_path,
             keyring=keyring,
@@ -629,9 +628,8 @@ async def test_a_restore_paused_holding_the_lock_fails_that_session_only(
         monkeypatch.setattr(_folders, "LOCK_WAIT", 0.5)
         started = time.monotonic()
         with pytest.raises(waauth.IncompleteRestore) as info:
-            await twin.call(
-                waauth.materialize,
-                waauth.amaterialize,
+            await restore(
+                twin,
                 pg_dsn,
                 tmp_path,
                 keyring=keyring,
@@ -649,8 +647,6 @@ async def test_a_restore_paused_holding_the_lock_fails_that_session_only(
     finally:
         holder.kill()
         holder.communicate()
-    report = await twin.call(
-        waauth.materialize, waauth.amaterialize, pg_dsn, tmp_path, keyring=keyring, schema=schema
-    )
+    report = await restore(twin, pg_dsn, tmp_path, keyring=keyring, schema=schema)
     assert sorted(report.written) == ["a", "b"]
     assert folder_files(tmp_path / "a") == golden("baileys7").files()
